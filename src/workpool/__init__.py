@@ -1,0 +1,32 @@
+"""workpool: structured-concurrency worker pools for anyio (asyncio and trio).
+
+Every worker and job lives in a task group owned by the pool: leaving the
+``async with`` block waits for them all, and an error or `Pool.cancel` stops
+them all.
+"""
+
+from __future__ import annotations
+
+from ._errors import JobCancelled as JobCancelled
+from ._errors import PoolClosed as PoolClosed
+from ._errors import PoolFull as PoolFull
+from ._errors import WorkpoolError as WorkpoolError
+from ._job import Job as Job
+from ._map import MapIterator as MapIterator
+from ._pool import ErrorPolicy as ErrorPolicy
+from ._pool import Pool as Pool
+from ._stats import PoolStats as PoolStats
+
+__all__ = (
+    "ErrorPolicy",
+    "Job",
+    "JobCancelled",
+    "MapIterator",
+    "Pool",
+    "PoolClosed",
+    "PoolFull",
+    "PoolStats",
+    "WorkpoolError",
+)
+
+__version__ = "0.1.0"

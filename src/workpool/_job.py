@@ -1,0 +1,196 @@
+"""`Job`: the handle to one unit of work submitted to a `Pool`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+import anyio
+from anyio.lowlevel import checkpoint
+
+from ._errors import JobCancelled
+from ._waiters import Waiters
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+__all__ = ["Job"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+# Life cycle of a job; plain ints because the worker compares them on every job.
+PENDING = 0
+RUNNING = 1
+SUCCEEDED = 2
+FAILED = 3
+CANCELLED = 4
+
+_STATE_NAMES = ("pending", "running", "succeeded", "failed", "cancelled")
+
+
+class _NoPublicConstructor(type):
+    """Only the pool creates jobs: ``Job(...)`` is an error, ``Job._create(...)`` is not."""
+
+    def __call__(cls, *args: object, **kwargs: object) -> Any:
+        raise TypeError(
+            f"{cls.__module__}.{cls.__qualname__} has no public constructor; "
+            "jobs are created by Pool.submit() and Pool.submit_nowait()"
+        )
+
+    def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
+        return super().__call__(*args, **kwargs)  # type: ignore[misc,no-any-return]
+
+
+@final
+class Job(Generic[T_co], metaclass=_NoPublicConstructor):
+    """The handle to one job: its state, its outcome, and a way to cancel it.
+
+    Created by `Pool.submit` and `Pool.submit_nowait`.  ``await job`` waits
+    for the job to finish and returns its value, or raises the exception the
+    job raised, or `JobCancelled`.  A job is run at most once; awaiting it
+    several times (or from several tasks) gives the same outcome each time.
+
+    Dropping the handle is fine: the pool keeps no reference to a finished
+    job, and a failure still reaches the pool's ``on_error`` policy.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_args",
+        "_cancel_requested",
+        "_ctx",
+        "_exc",
+        "_fn",
+        "_on_done",
+        "_pool",
+        "_scope",
+        "_state",
+        "_value",
+        "_waiters",
+    )
+
+    def __init__(
+        self,
+        pool: Pool,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        ctx: Context,
+        on_done: Callable[[Job[Any]], None] | None,
+    ) -> None:
+        self._pool: Pool | None = pool
+        self._fn = fn
+        self._args: tuple[Any, ...] | None = args
+        self._ctx: Context | None = ctx
+        self._on_done = on_done
+        self._state = PENDING
+        self._value: Any = None
+        self._exc: BaseException | None = None
+        self._waiters: Waiters | None = None
+        # The worker's cancel scope while the job runs; cancelling it cancels the job.
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    def __repr__(self) -> str:
+        name = getattr(self._fn, "__qualname__", None) or repr(self._fn)
+        return f"<workpool.Job {name} {_STATE_NAMES[self._state]} at {id(self):#x}>"
+
+    # -- state ---------------------------------------------------------------
+
+    def done(self) -> bool:
+        """Whether the job has finished: returned, raised or been cancelled."""
+        return self._state >= SUCCEEDED
+
+    def cancelled(self) -> bool:
+        """Whether the job was cancelled before it produced a result."""
+        return self._state == CANCELLED
+
+    def cancel(self) -> None:
+        """Cancel the job.  Never blocks, never raises; a finished job is left alone.
+
+        A job still waiting in the queue is cancelled at once and will never
+        start.  A running job gets a cancellation at its next checkpoint (its
+        next ``await`` that reaches the event loop); if it returns a value
+        anyway, that value stands.  Anyone awaiting the job then gets
+        `JobCancelled`.
+        """
+        state = self._state
+        if state == PENDING:
+            pool = self._pool
+            self._finish(CANCELLED, None, None)
+            if pool is not None:
+                pool._forget_queued(self)
+        elif state == RUNNING and not self._cancel_requested:
+            self._cancel_requested = True
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def result(self) -> T_co:
+        """Return the job's value, without waiting.
+
+        Raises:
+            RuntimeError: the job has not finished yet (``await job`` waits).
+            JobCancelled: the job was cancelled.
+            BaseException: whatever the job raised, re-raised.
+        """
+        state = self._state
+        if state == SUCCEEDED:
+            return self._value  # type: ignore[no-any-return]
+        if state == FAILED:
+            assert self._exc is not None
+            raise self._exc
+        if state == CANCELLED:
+            raise JobCancelled(f"{self!r} was cancelled")
+        raise RuntimeError(f"{self!r} has not finished yet; use 'await job' to wait for it")
+
+    def exception(self) -> BaseException | None:
+        """Return the exception the job raised, or ``None`` if it returned a value.
+
+        Raises:
+            RuntimeError: the job has not finished yet.
+            JobCancelled: the job was cancelled.
+        """
+        state = self._state
+        if state == SUCCEEDED:
+            return None
+        if state == FAILED:
+            return self._exc
+        if state == CANCELLED:
+            raise JobCancelled(f"{self!r} was cancelled")
+        raise RuntimeError(f"{self!r} has not finished yet; use 'await job' to wait for it")
+
+    def __await__(self) -> Generator[Any, None, T_co]:
+        return self._wait_result().__await__()
+
+    async def _wait_result(self) -> T_co:
+        # Awaiting is always a checkpoint, even when the job is already done,
+        # so a loop of ``await job`` cannot starve other tasks.  Cancelling the
+        # awaiting task does not cancel the job: the waiter does not own it.
+        if self._state < SUCCEEDED:
+            if self._waiters is None:
+                assert self._pool is not None and self._pool._backend is not None
+                self._waiters = self._pool._backend.waiters()
+            while self._state < SUCCEEDED:
+                await self._waiters.wait()
+        else:
+            await checkpoint()
+        return self.result()
+
+    # -- used by the pool ----------------------------------------------------
+
+    def _finish(self, state: int, value: Any, exc: BaseException | None) -> None:
+        self._state = state
+        self._value = value
+        self._exc = exc
+        # Drop what the job no longer needs, so a finished job held by a
+        # caller does not keep its arguments, context or pool alive (the
+        # function stays, for repr and task dumps).
+        self._args = self._ctx = None
+        self._pool = self._scope = None
+        if self._waiters is not None:
+            self._waiters.wake_all()
+        on_done = self._on_done
+        if on_done is not None:
+            self._on_done = None
+            on_done(self)

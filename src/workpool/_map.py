@@ -1,0 +1,351 @@
+"""`Pool.map` and `Pool.consume`: feeding a pool from an iterable, a channel or a stream."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+import anyio
+from anyio.lowlevel import checkpoint
+from anyio.streams.memory import MemoryObjectReceiveStream
+from typing_extensions import Self
+
+from ._errors import PoolClosed
+from ._job import SUCCEEDED, Job, _NoPublicConstructor
+from ._waiters import Waiters
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._pool import Pool
+
+__all__ = ["MapIterator", "consume_source"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+# Like the workers: a loop that never suspends yields this often.
+_YIELD_EVERY = 64
+
+
+class _MapState:
+    """Everything a map needs, shared by the iterator and its feeder task.
+
+    The feeder refers to this object, not to the `MapIterator`, so a caller
+    that drops the iterator (``break``) lets it be collected, and its
+    ``__del__`` stops the map.
+    """
+
+    __slots__ = (
+        "closed",
+        "consumer",
+        "feeder_room",
+        "fn",
+        "in_flight",
+        "internal",
+        "items",
+        "low_water",
+        "ordered",
+        "pending",
+        "pool",
+        "ready",
+        "running",
+        "scope",
+        "source_done",
+        "source_exc",
+        "started",
+        "stopped_by_close",
+        "window",
+        "yields",
+    )
+
+    def __init__(
+        self,
+        pool: Pool,
+        fn: Callable[[Any], Awaitable[Any]],
+        items: Iterable[Any] | AsyncIterable[Any],
+        ordered: bool,
+        window: int,
+    ) -> None:
+        self.pool = pool
+        self.fn = fn
+        self.items = items
+        self.ordered = ordered
+        self.window = window
+        # The feeder sleeps until the window is half empty, then refills it
+        # in one go, instead of waking for every yielded value.
+        self.low_water = window // 2
+        self.internal = pool._is_own_job()
+        self.pending: deque[Job[Any]] = deque()  # ordered: accepted, in order
+        self.running: set[Job[Any]] = set()  # unordered: accepted, not finished
+        self.ready: deque[Job[Any]] = deque()  # unordered: finished, not yielded
+        self.in_flight = 0  # accepted and not yet yielded
+        assert pool._backend is not None
+        self.consumer = pool._backend.waiters()
+        self.feeder_room = pool._backend.waiters()
+        self.scope = anyio.CancelScope()
+        self.started = False
+        self.closed = False
+        self.source_done = False
+        self.source_exc: BaseException | None = None
+        self.stopped_by_close = False
+        self.yields = 0
+
+    def job_done(self, job: Job[Any]) -> None:
+        if self.ordered:
+            if self.pending and self.pending[0] is job:
+                self.consumer.wake_one()
+        else:
+            self.running.discard(job)
+            self.ready.append(job)
+            self.consumer.wake_one()
+
+    async def feed(self) -> None:
+        pool = self.pool
+        try:
+            with self.scope:
+                if isinstance(self.items, AsyncIterable):
+                    async for item in self.items:
+                        await self.admit(item)
+                else:
+                    for item in self.items:
+                        await self.admit(item)
+        except PoolClosed:
+            self.stopped_by_close = True
+        except Exception as exc:
+            self.source_exc = exc
+        finally:
+            if self.scope.cancelled_caught and not self.closed:
+                self.stopped_by_close = True
+            pool._intake_scopes.discard(self.scope)
+            self.source_done = True
+            self.consumer.wake_one()
+
+    async def admit(self, item: Any) -> None:
+        pool = self.pool
+        suspended = False
+        if self.in_flight >= self.window:
+            while self.in_flight > self.low_water:
+                await self.feeder_room.wait()
+            suspended = True
+        if not self.internal and pool._queued + pool._busy >= pool._capacity:
+            await pool._wait_for_room()
+            suspended = True
+        job = pool._enqueue(self.fn, (item,), self.job_done)
+        self.in_flight += 1
+        if self.ordered:
+            self.pending.append(job)
+        else:
+            self.running.add(job)
+        if not suspended:
+            self.yields += 1
+            if self.yields >= _YIELD_EVERY:
+                self.yields = 0
+                await checkpoint()
+
+    async def next(self) -> Any:
+        pool = self.pool
+        if not self.started:
+            self.started = True
+            if self.closed:
+                raise StopAsyncIteration
+            assert pool._tg is not None
+            pool._intake_scopes.add(self.scope)
+            pool._tg.start_soon(self.feed, name=f"{pool.name}-map-feeder")
+        assert pool._backend is not None
+        await pool._backend.checkpoint_if_cancelled()
+        while True:
+            if self.ordered:
+                if self.pending and self.pending[0]._state >= SUCCEEDED:
+                    job = self.pending.popleft()
+                    break
+            elif self.ready:
+                job = self.ready.popleft()
+                break
+            if self.source_done and not self.in_flight:
+                self.close()
+                exc, self.source_exc = self.source_exc, None
+                if exc is not None:
+                    raise exc
+                if self.stopped_by_close:
+                    self.stopped_by_close = False
+                    raise PoolClosed(
+                        f"workpool.Pool {pool.name!r} was closed before map() had read all its items"
+                    )
+                raise StopAsyncIteration
+            if self.closed:
+                raise StopAsyncIteration
+            await self.consumer.wait()
+        self.in_flight -= 1
+        if self.in_flight <= self.low_water:
+            self.feeder_room.wake_one()
+        if job._state != SUCCEEDED:
+            self.close()  # a failed or cancelled job ends the map
+            return job.result()  # raises
+        # Results that are always ready would let a consumer loop forever
+        # without giving the event loop a turn.
+        self.yields += 1
+        if self.yields >= _YIELD_EVERY:
+            self.yields = 0
+            await checkpoint()
+        return job._value
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.scope.cancel()
+        self.pool._intake_scopes.discard(self.scope)
+        for job in list(self.pending) + list(self.running):
+            job.cancel()
+        self.feeder_room.wake_all()
+        self.consumer.wake_all()
+
+
+@final
+class MapIterator(Generic[T_co], metaclass=_NoPublicConstructor):
+    """The async iterator `Pool.map` returns.
+
+    Also an async context manager: ``async with pool.map(fn, items) as
+    results:`` stops the map when the block exits, however it exits.  Without
+    it, leaving an ``async for`` early stops the map as soon as the iterator
+    is garbage-collected (at once, on CPython).
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(
+        self,
+        pool: Pool,
+        fn: Callable[[Any], Awaitable[Any]],
+        items: Iterable[Any] | AsyncIterable[Any],
+        ordered: bool,
+        window: int,
+    ) -> None:
+        self._state = _MapState(pool, fn, items, ordered, window)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T_co:
+        """The next value.
+
+        Cancellation: a cancellation point; cancelling the caller does not
+        stop the map (call `aclose` for that).
+
+        Raises:
+            StopAsyncIteration: every item's value has been yielded.
+            PoolClosed: the pool closed before every item was read.
+            JobCancelled: one of the map's jobs was cancelled (the pool was cancelled).
+            Exception: the first exception a job raised, or the one iterating
+                the items raised.
+        """
+        return await self._state.next()  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Stop the map: read no more items and cancel its unfinished jobs.
+
+        Cancellation: a checkpoint; the map is stopped even if it is cancelled.
+        """
+        self._state.close()
+        await checkpoint()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state.close()
+
+    def __del__(self) -> None:
+        state = getattr(self, "_state", None)
+        if state is not None:
+            state.close()
+
+
+async def consume_source(
+    pool: Pool,
+    source: AsyncIterable[T],
+    fn: Callable[[T], Awaitable[object]],
+) -> None:
+    """The body of `Pool.consume`, which has already checked its arguments."""
+    assert pool._backend is not None
+    await pool._backend.checkpoint_if_cancelled()
+    internal = pool._is_own_job()
+    outstanding: set[Job[Any]] = set()
+    all_done = pool._backend.waiters()
+
+    def job_done(job: Job[Any]) -> None:
+        outstanding.discard(job)
+        if not outstanding:
+            all_done.wake_all()
+
+    ticks = 0
+
+    async def admit(item: T) -> None:
+        nonlocal ticks
+        if not internal and pool._queued + pool._busy >= pool._capacity:
+            await pool._wait_for_room()
+            ticks = 0
+        outstanding.add(pool._enqueue(fn, (item,), job_done))
+        ticks += 1
+        if ticks >= _YIELD_EVERY:
+            ticks = 0
+            await checkpoint()
+
+    scope = anyio.CancelScope()
+    pool._intake_scopes.add(scope)
+    source_exc: Exception | None = None
+    try:
+        with scope:
+            if isinstance(source, MemoryObjectReceiveStream):
+                # The stream's async iterator pays a full checkpoint per item;
+                # take what is already there without one.
+                stream: MemoryObjectReceiveStream[T] = source
+                while True:
+                    try:
+                        item = stream.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            item = await stream.receive()
+                        except (anyio.EndOfStream, anyio.ClosedResourceError):
+                            break
+                        ticks = 0
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                    await admit(item)
+            else:
+                async for item in source:
+                    await admit(item)
+    except PoolClosed:
+        if pool._cancel_called:
+            _cancel_all(outstanding)
+            raise
+        # Closed gracefully: stop taking items; the jobs already started finish.
+    except Exception as exc:
+        source_exc = exc
+    except BaseException:
+        _cancel_all(outstanding)
+        raise
+    finally:
+        pool._intake_scopes.discard(scope)
+    try:
+        while outstanding:
+            await all_done.wait()
+    except BaseException:
+        _cancel_all(outstanding)
+        raise
+    if source_exc is not None:
+        raise source_exc
+    if pool._cancel_called:
+        raise PoolClosed(f"workpool.Pool {pool.name!r} was cancelled while consume() was running")
+
+
+def _cancel_all(jobs: set[Job[Any]]) -> None:
+    for job in list(jobs):
+        job.cancel()

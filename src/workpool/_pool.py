@@ -1,0 +1,664 @@
+"""`Pool`: a bounded set of worker tasks that lives in one task group."""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from contextvars import copy_context
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.lowlevel import checkpoint
+from typing_extensions import Self, TypeVarTuple, Unpack
+
+from ._backend import Backend, current_backend
+from ._context import current_job, resume_in_context
+from ._errors import PoolClosed, PoolFull
+from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
+from ._map import MapIterator, consume_source
+from ._stats import PoolStats
+from ._validate import (
+    check_async_callable,
+    check_optional_timeout,
+    check_pending,
+    check_positive_int,
+)
+from ._waiters import Waiters
+
+
+class _NoWaiters:
+    """Stands in for the waiter queues of a pool that is not open yet."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 0
+
+    async def wait(self) -> None:  # pragma: no cover - a closed pool never parks
+        raise RuntimeError("the pool is not open")
+
+    def wake_one(self) -> None:
+        pass
+
+    def wake_all(self) -> None:
+        pass
+
+
+_NO_WAITERS: Waiters = _NoWaiters()
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # a dependency of anyio there
+
+__all__ = ["ErrorPolicy", "Pool"]
+
+T = TypeVar("T")
+PosArgsT = TypeVarTuple("PosArgsT")
+
+#: What `Pool` does when a job raises: see `Pool`.
+ErrorPolicy = Literal["cancel", "collect"] | Callable[[Job[Any], Exception], object]
+
+# Pool life cycle.
+_NEW, _OPEN, _CLOSING, _EXITED = range(4)
+
+# A worker that runs this many jobs in a row without the event loop getting
+# control (jobs that never suspend) yields once, so other tasks keep running
+# and cancellation keeps reaching it.  Large enough to cost ~1% of a no-op job.
+_YIELD_EVERY = 64
+
+
+class Pool:
+    """A set of at most ``max_workers`` worker tasks, owned by one task group.
+
+    Use it as ``async with Pool(...) as pool:``.  Every worker, and every task
+    the pool starts for `map`, lives inside the block:
+
+    * leaving the block normally closes the pool (see `close`): no new jobs
+      from outside, every accepted job still runs, and the block waits for
+      them all;
+    * leaving it with an exception, calling `cancel`, or cancellation of the
+      enclosing scope cancels every queued and running job and exits promptly.
+
+    Workers start on demand, up to ``max_workers``, and stay until the pool
+    closes; a pool that never ran a job holds no tasks.
+
+    Args:
+        max_workers: the most jobs that run at once (a positive int).
+        max_pending: the most accepted jobs waiting for a worker.  `submit`
+            waits, and `submit_nowait` raises `PoolFull`, while
+            ``running + queued >= max_workers + max_pending``.  ``0`` accepts a
+            job only when a worker is free to start it (an unbuffered
+            channel); ``None`` never waits.
+        on_error: what a failing job does to the pool.  ``"cancel"`` (the
+            default, like a task group): the first failure cancels the pool,
+            and the block raises an `ExceptionGroup` of the failures (never of
+            the cancellations they caused).  ``"collect"``: the other jobs go
+            on, and the block raises all failures together when it exits.  A
+            callable ``(job, exc)``: called for each failure, and the pool
+            goes on; if it raises, that exception is handled as ``"cancel"``.
+            Whatever the policy, whoever awaits the job gets its exception
+            too.  A cancelled job is not a failure.
+        job_timeout: seconds a job may run before it is cancelled and fails
+            with `TimeoutError` (a failure like any other), or ``None``.
+        name: names the worker tasks (``"<name>-worker-<n>"``) for task dumps.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: an argument is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_workers: int = 10,
+        max_pending: int | None = 1000,
+        on_error: ErrorPolicy = "cancel",
+        job_timeout: float | None = None,
+        name: str = "workpool",
+    ) -> None:
+        self._max_workers = check_positive_int(max_workers, "max_workers")
+        pending = check_pending(max_pending, "max_pending")
+        self._max_pending = pending
+        # Jobs accepted but not finished; None stands for "no bound".
+        self._capacity: float = self._max_workers + pending if pending is not None else float("inf")
+        if on_error not in ("cancel", "collect") and not callable(on_error):
+            raise ValueError(
+                f"on_error must be 'cancel', 'collect' or a callable (job, exc) -> None, got {on_error!r}"
+            )
+        self._on_error = on_error
+        self._job_timeout = check_optional_timeout(job_timeout, "job_timeout")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
+        self._name = name
+
+        self._state = _NEW
+        self._tg: TaskGroup | None = None
+        self._backend: Backend | None = None
+        self._cancel_called = False
+
+        self._queue: deque[Job[Any]] = deque()
+        # Made when the pool opens: they belong to the running event loop.
+        self._idle_workers: Waiters = _NO_WAITERS
+        self._room_waiters: Waiters = _NO_WAITERS
+        self._drained: anyio.Event | None = None
+        # Cancel scopes of map feeders and consume loops, cancelled on close.
+        self._intake_scopes: set[anyio.CancelScope] = set()
+        self._failures: list[BaseException] = []
+
+        self._workers = 0
+        self._worker_seq = 0
+        self._busy = 0
+        self._queued = 0
+        self._submitted = 0
+        self._completed = 0
+        self._failed = 0
+        self._cancelled = 0
+        self._submit_ticks = 0
+
+    def __repr__(self) -> str:
+        state = ("new", "open", "closing", "exited")[self._state]
+        return (
+            f"<workpool.Pool {self._name!r} {state} workers={self._workers}/{self._max_workers} "
+            f"busy={self._busy} queued={self._queued}>"
+        )
+
+    # -- life cycle ----------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != _NEW:
+            raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
+        self._backend = backend = current_backend()
+        self._idle_workers = backend.waiters()
+        self._room_waiters = backend.waiters()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._state = _OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._tg is not None and self._backend is not None
+        cancelled_exc = self._backend.cancelled_exc
+        body_error = exc if exc is not None and not isinstance(exc, cancelled_exc) else None
+        if exc is None:
+            self._close_intake()
+        else:
+            self._cancel_all()
+        raised: BaseException | None = None
+        try:
+            if body_error is None:
+                # The task group tells its own cancellation (pool.cancel(), a
+                # failure) from an enclosing scope's, and swallows only its own.
+                await self._tg.__aexit__(exc_type, exc, tb)
+            else:
+                await self._tg.__aexit__(None, None, None)
+        except BaseException as error:
+            raised = error
+        finally:
+            self._state = _EXITED
+            self._cancel_queued()
+            if self._drained is not None:
+                self._drained.set()
+
+        errors: list[BaseException] = []
+        if body_error is not None:
+            errors.append(body_error)
+        errors.extend(self._failures)
+        self._failures = []
+        if raised is not None and not _only_cancellation(raised, cancelled_exc):
+            errors.append(raised)
+        if not errors:
+            if raised is not None:
+                raise raised
+            return True if exc is not None else False
+        if errors == [body_error]:
+            return False  # the body's own exception propagates untouched
+        # Errors win over a cancellation that arrived with them, as in an
+        # anyio task group: the errors propagate, none is dropped.
+        raise BaseExceptionGroup(f"{len(errors)} error(s) in workpool.Pool {self._name!r}", errors)
+
+    async def close(self) -> None:
+        """Stop intake, then wait until every accepted job has finished and every worker has exited.
+
+        After it is called, `submit`, `submit_nowait`, `map` and `consume`
+        raise `PoolClosed` (jobs that the pool's own jobs submit are still
+        accepted, so a job can finish fanning out); producers waiting for
+        room get `PoolClosed`; running `map` and `consume` calls stop taking
+        items from their sources.  Calling it again waits again.
+
+        Cancellation: cancelling the caller stops the waiting, not the jobs.
+
+        Raises:
+            RuntimeError: called from inside one of this pool's jobs (it would
+                wait for itself), or before the pool was opened.
+        """
+        self._check_entered("close")
+        if self._is_own_job():
+            raise RuntimeError(
+                "Pool.close() was called from inside one of its own jobs and would wait for itself; "
+                "call pool.cancel() to stop the pool, or close it from outside"
+            )
+        self._close_intake()
+        if self._workers or self._queued:
+            if self._drained is None:
+                self._drained = anyio.Event()
+            await self._drained.wait()
+        else:
+            await checkpoint()
+
+    def cancel(self) -> None:
+        """Cancel the pool now, like Go's ``cancel()`` of a context.
+
+        Queued jobs are cancelled at once, running jobs get a cancellation at
+        their next checkpoint, and the ``async with`` block (whose body is
+        cancelled too) exits quietly: cancelling a pool is not an error.
+        Never blocks; calling it again, or after the pool exited, does nothing.
+        """
+        if self._state in (_OPEN, _CLOSING):
+            self._cancel_all()
+
+    @property
+    def stats(self) -> PoolStats:
+        """A snapshot of the pool's counters; see `PoolStats`."""
+        return PoolStats(
+            workers=self._workers,
+            busy=self._busy,
+            queued=self._queued,
+            submitted=self._submitted,
+            completed=self._completed,
+            failed=self._failed,
+            cancelled=self._cancelled,
+        )
+
+    @property
+    def max_workers(self) -> int:
+        """The most jobs that run at once."""
+        return self._max_workers
+
+    @property
+    def max_pending(self) -> int | None:
+        """The most accepted jobs that wait for a worker; ``None`` for no bound."""
+        return self._max_pending
+
+    @property
+    def name(self) -> str:
+        """The pool's name, used in task names and error messages."""
+        return self._name
+
+    # -- intake --------------------------------------------------------------
+
+    async def submit(
+        self, fn: Callable[[Unpack[PosArgsT]], Awaitable[T]], *args: Unpack[PosArgsT]
+    ) -> Job[T]:
+        """Accept ``fn(*args)`` as a job, waiting for room if the pool is full.
+
+        Returns as soon as the job is accepted, with a `Job` handle; the job
+        runs on a worker later, in the `contextvars` context this call had.
+        Pass keyword arguments with `functools.partial`.  Jobs run in no
+        particular order, though a free worker takes the oldest queued job.
+
+        A job submitted from inside one of the pool's own jobs never waits
+        for room (that could deadlock a pool whose every worker is
+        submitting); it is accepted over the bound.
+
+        Cancellation: this is a cancellation point.  If it is cancelled while
+        waiting for room, nothing was submitted.
+
+        Raises:
+            TypeError: `fn` is not an async function, or a coroutine object
+                was passed instead of a function.
+            PoolClosed: the pool is closed or cancelled, also if that happens
+                while waiting for room.
+            RuntimeError: the pool was not opened with ``async with``.
+        """
+        check_async_callable(fn, "Pool.submit")
+        backend = self._backend
+        if backend is None:
+            self._check_entered("submit")
+            raise AssertionError  # pragma: no cover
+        await backend.checkpoint_if_cancelled()
+        if not self._is_own_job():
+            self._check_intake()
+            if self._queued + self._busy >= self._capacity:
+                await self._wait_for_room()
+            else:
+                # Not a schedule point on every call (that alone would cost
+                # more than a job), but often enough that a producer with an
+                # unbounded queue cannot starve the workers.
+                self._submit_ticks += 1
+                if self._submit_ticks >= _YIELD_EVERY:
+                    self._submit_ticks = 0
+                    await checkpoint()
+                    self._check_intake()
+        return self._enqueue(fn, args, None)
+
+    def submit_nowait(
+        self, fn: Callable[[Unpack[PosArgsT]], Awaitable[T]], *args: Unpack[PosArgsT]
+    ) -> Job[T]:
+        """Accept ``fn(*args)`` as a job if there is room now; never blocks.
+
+        Like `submit`, but raises `PoolFull` instead of waiting.  It may be
+        called from any task of the pool's event loop, including tasks outside
+        the pool's block (request handlers of a service whose lifespan opened
+        the pool).
+
+        Raises:
+            TypeError: `fn` is not an async function.
+            PoolFull: ``max_workers + max_pending`` jobs are already accepted
+                and not finished.
+            PoolClosed: the pool is closed or cancelled.
+            RuntimeError: the pool was not opened with ``async with``.
+        """
+        check_async_callable(fn, "Pool.submit_nowait")
+        if not self._is_own_job():
+            self._check_intake()
+            if self._queued + self._busy >= self._capacity:
+                raise PoolFull(
+                    f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
+                    "use 'await pool.submit(...)' to wait for room"
+                )
+        return self._enqueue(fn, args, None)
+
+    def map(
+        self,
+        fn: Callable[[Any], Awaitable[T]],
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        ordered: bool = True,
+    ) -> MapIterator[T]:
+        """Run ``fn(item)`` for every item, and iterate over the results.
+
+        ``async for value in pool.map(fn, items):`` yields each job's value,
+        in the order of `items` (``ordered=True``) or as jobs finish
+        (``ordered=False``).  `items` may be an iterable or an async iterable,
+        endless too: it is read lazily, keeping at most
+        ``max_workers + max_pending`` items (``2 * max_workers`` when
+        ``max_pending`` is ``None``) accepted but not yet yielded.
+
+        The first job that raises ends the iteration with its exception (it
+        also goes to the pool's ``on_error``); an exception from `items` ends
+        it after the items read before it have been yielded.  Leaving the
+        loop early (``break``, an exception, or `MapIterator.aclose`) stops
+        reading `items` and cancels the map's remaining jobs.
+
+        Raises:
+            TypeError: `fn` is not an async function, or `items` is not iterable.
+            PoolClosed: the pool is closed (also raised by the iteration if
+                the pool closes before every item was read).
+        """
+        check_async_callable(fn, "Pool.map")
+        if not isinstance(ordered, bool):
+            raise TypeError(f"ordered must be True or False, got {ordered!r}")
+        _check_iterable(items, "Pool.map")
+        if not self._is_own_job():
+            self._check_intake()
+        pending = self._max_pending if self._max_pending is not None else self._max_workers
+        return MapIterator._create(self, fn, items, ordered, self._max_workers + pending)
+
+    async def consume(
+        self,
+        source: AsyncIterable[T],
+        fn: Callable[[T], Awaitable[object]],
+    ) -> None:
+        """Run ``fn(item)`` for every item of `source`, until it is exhausted or closed.
+
+        `source` is an anyio ``MemoryObjectReceiveStream`` (closing its send
+        side is the workers' way out, as closing a channel is in Go) or any
+        async iterable.  Items are taken only as fast as the pool has room,
+        so a slow pool slows the producer down.  Returns once the source is
+        exhausted and every job it started has finished; their failures go
+        to the pool's ``on_error`` policy.
+
+        If the pool is closed meanwhile, it stops taking items (the rest stay
+        in the source) and returns after the jobs it started.
+
+        Cancellation: cancelling the caller stops taking items and cancels
+        the jobs this call started.
+
+        Raises:
+            TypeError: `fn` is not an async function or `source` is not an async iterable.
+            PoolClosed: the pool is closed before the call, or cancelled during it.
+            Exception: whatever iterating `source` raised, after the jobs
+                started before it have finished.
+        """
+        check_async_callable(fn, "Pool.consume")
+        if not isinstance(source, AsyncIterable):
+            raise TypeError(
+                f"Pool.consume() expected an async iterable (such as a MemoryObjectReceiveStream), "
+                f"got {type(source).__name__}; use Pool.map() for a plain iterable"
+            )
+        if not self._is_own_job():
+            self._check_intake()
+        await consume_source(self, source, fn)
+
+    # -- internals shared with map and consume -------------------------------
+
+    def _check_entered(self, what: str) -> None:
+        if self._state == _NEW:
+            raise RuntimeError(f"Pool.{what}() needs an open pool: use 'async with Pool(...) as pool:'")
+
+    def _check_intake(self) -> None:
+        if self._state != _OPEN or self._cancel_called:
+            self._check_entered("submit")
+            raise PoolClosed(f"workpool.Pool {self._name!r} is closed and accepts no new jobs")
+
+    def _is_own_job(self) -> bool:
+        job = current_job.get()
+        return job is not None and job._pool is self
+
+    def _has_room(self) -> bool:
+        return self._queued + self._busy < self._capacity
+
+    async def _wait_for_room(self) -> None:
+        """Wait until the pool has room, then return; or raise PoolClosed."""
+        while self._queued + self._busy >= self._capacity:
+            await self._room_waiters.wait()
+            self._check_intake()
+        # Several producers may have been woken by one finishing job; pass
+        # the wakeup on if there is still room, so none waits needlessly.
+        if self._room_waiters and self._queued + self._busy + 1 < self._capacity:
+            self._room_waiters.wake_one()
+
+    def _enqueue(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        on_done: Callable[[Job[Any]], None] | None,
+    ) -> Job[Any]:
+        if self._cancel_called or self._state == _EXITED:
+            raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
+        ctx = copy_context()
+        job: Job[Any] = Job._create(self, fn, args, ctx, on_done)
+        ctx.run(current_job.set, job)
+        self._queue.append(job)
+        self._queued += 1
+        self._submitted += 1
+        if len(self._idle_workers):
+            self._idle_workers.wake_one()
+        elif self._workers < self._max_workers:
+            self._spawn_worker()
+        return job
+
+    def _forget_queued(self, job: Job[Any]) -> None:
+        # A queued job was cancelled: it stays in the deque (removing it
+        # would cost O(n)) and the worker that meets it skips it.
+        self._queued -= 1
+        self._cancelled += 1
+        self._room_waiters.wake_one()
+        self._maybe_drained()
+
+    def _spawn_worker(self) -> None:
+        assert self._tg is not None
+        self._workers += 1
+        self._worker_seq += 1
+        self._tg.start_soon(self._worker, name=f"{self._name}-worker-{self._worker_seq}")
+
+    def _close_intake(self) -> None:
+        if self._state == _OPEN:
+            self._state = _CLOSING
+        self._room_waiters.wake_all()
+        for scope in self._intake_scopes:
+            scope.cancel()
+        # Idle workers wake up, find the queue empty and exit.
+        self._idle_workers.wake_all()
+
+    def _cancel_all(self) -> None:
+        if self._cancel_called:
+            return
+        self._cancel_called = True
+        if self._state == _OPEN:
+            self._state = _CLOSING
+        self._cancel_queued()
+        self._close_intake()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+
+    def _cancel_queued(self) -> None:
+        queue = self._queue
+        while queue:
+            job = queue.popleft()
+            if job._state == PENDING:
+                job.cancel()
+
+    def _maybe_drained(self) -> None:
+        if self._drained is not None and not self._workers and not self._queued:
+            self._drained.set()
+            self._drained = None
+
+    # -- workers -------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        assert self._backend is not None
+        cancelled_exc = self._backend.cancelled_exc
+        queue = self._queue
+        streak = 0
+        try:
+            while True:
+                # Job.cancel() cancels this scope; the worker then opens a
+                # fresh one and goes on.  One scope per worker, not per job,
+                # because entering a scope costs more than a no-op job.
+                with anyio.CancelScope() as scope:
+                    while True:
+                        if not queue:
+                            if self._state != _OPEN:
+                                # Closing and nothing queued: exit.  A job still
+                                # running elsewhere that submits more starts a
+                                # new worker on demand.
+                                return
+                            streak = 0
+                            await self._idle_workers.wait()
+                            continue
+                        job = queue.popleft()
+                        if job._state != PENDING:
+                            continue  # cancelled while queued
+                        self._queued -= 1
+                        self._busy += 1
+                        job._state = RUNNING
+                        job._scope = scope
+                        try:
+                            suspended = await self._run(job, cancelled_exc)
+                        finally:
+                            self._busy -= 1
+                            if len(self._room_waiters):
+                                self._room_waiters.wake_one()
+                        if scope.cancel_called:
+                            break
+                        if suspended:
+                            streak = 0
+                        else:
+                            streak += 1
+                            if streak >= _YIELD_EVERY:
+                                streak = 0
+                                await checkpoint()
+        finally:
+            self._workers -= 1
+            self._maybe_drained()
+
+    async def _run(self, job: Job[Any], cancelled_exc: type[BaseException]) -> bool:
+        """Run one job to its outcome; return whether it suspended."""
+        fn, args, ctx = job._fn, job._args, job._ctx
+        assert fn is not None and args is not None and ctx is not None
+        suspended = False
+        try:
+            coro: Any = ctx.run(fn, *args)
+            if not hasattr(coro, "send"):
+                coro = _as_coroutine(coro, fn)
+            if self._job_timeout is None:
+                try:
+                    yielded = ctx.run(coro.send, None)
+                except StopIteration as stop:
+                    value = stop.value
+                else:
+                    suspended = True
+                    value = await resume_in_context(ctx, coro, yielded)
+            else:
+                suspended = True
+                with anyio.CancelScope(deadline=anyio.current_time() + self._job_timeout) as timeout:
+                    try:
+                        yielded = ctx.run(coro.send, None)
+                    except StopIteration as stop:
+                        value = stop.value
+                    else:
+                        value = await resume_in_context(ctx, coro, yielded)
+                if timeout.cancelled_caught:
+                    raise TimeoutError(f"{job!r} timed out after {self._job_timeout:g} s (job_timeout)")
+        except cancelled_exc:
+            self._cancelled += 1
+            job._finish(CANCELLED, None, None)
+            raise
+        except Exception as exc:
+            self._failed += 1
+            job._finish(FAILED, None, exc)
+            self._handle_failure(job, exc)
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit...: recorded on the job, and
+            # propagated through the task group, never swallowed.
+            self._failed += 1
+            job._finish(FAILED, None, exc)
+            raise
+        else:
+            self._completed += 1
+            job._finish(SUCCEEDED, value, None)
+        return suspended
+
+    def _handle_failure(self, job: Job[Any], exc: Exception) -> None:
+        policy = self._on_error
+        if policy == "cancel":
+            self._failures.append(exc)
+            self._cancel_all()
+        elif policy == "collect":
+            self._failures.append(exc)
+        else:
+            try:
+                policy(job, exc)  # type: ignore[operator]
+            except Exception as handler_exc:
+                self._failures.append(handler_exc)
+                self._cancel_all()
+
+
+def _as_coroutine(obj: object, fn: object) -> Any:
+    await_ = getattr(type(obj), "__await__", None)
+    if await_ is None:
+        raise TypeError(
+            f"{fn!r} returned {type(obj).__name__}, not an awaitable; "
+            "workpool jobs must be async functions"
+        )
+    return await_(obj)
+
+
+def _only_cancellation(exc: BaseException, cancelled_exc: type[BaseException]) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancellation(e, cancelled_exc) for e in exc.exceptions)
+    return isinstance(exc, cancelled_exc)
+
+
+def _check_iterable(items: object, what: str) -> None:
+    if not isinstance(items, (Iterable, AsyncIterable)):
+        raise TypeError(f"{what}() expected an iterable or async iterable of items, got {type(items).__name__}")

@@ -1,0 +1,35 @@
+"""Immutable snapshots of a pool's counters."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["PoolStats"]
+
+
+@attrs.frozen
+class PoolStats:
+    """A snapshot of a `Pool`'s state, taken by `Pool.stats`.
+
+    Every counter covers the pool's whole life; the gauges (``workers``,
+    ``busy``, ``queued``) describe the moment of the snapshot.  Every job that
+    was accepted ends in exactly one of ``completed``, ``failed`` or
+    ``cancelled``, so once the pool is closed
+    ``submitted == completed + failed + cancelled``.
+    """
+
+    #: Worker tasks alive now (idle or busy).  Workers start on demand, so an
+    #: idle pool that never ran a job has none.
+    workers: int
+    #: Jobs running now.
+    busy: int
+    #: Jobs accepted and waiting for a worker.
+    queued: int
+    #: Jobs accepted since the pool opened.
+    submitted: int
+    #: Jobs that returned a value.
+    completed: int
+    #: Jobs that raised an exception, including `TimeoutError` from ``job_timeout``.
+    failed: int
+    #: Jobs cancelled before they produced a result.
+    cancelled: int

@@ -1,0 +1,119 @@
+"""Argument checks that turn a caller's mistake into a clear error at the call site."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import types
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["check_async_callable", "check_bool", "check_optional_timeout", "check_pending", "check_positive_int"]
+
+# Deciding whether a callable is async costs microseconds, more than running a
+# no-op job, so the verdict is cached.  The key is the underlying function (or
+# the class of a callable object), which lives as long as its module, so the
+# cache holds no request-scoped objects; it is bounded all the same.
+_verdicts: dict[Any, bool] = {}
+_VERDICTS_MAX = 1024
+
+
+def _cache_key(fn: Any) -> Any:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        return fn.__func__
+    if isinstance(fn, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return fn
+    return getattr(type(fn), "__call__", None)  # a callable object is as async as its __call__
+
+
+def _is_sync(key: Any) -> bool:
+    """True when calling `key` certainly returns something that is not awaitable."""
+    if isinstance(key, type):
+        return True  # calling a class makes an instance
+    if inspect.iscoroutinefunction(key) or inspect.iscoroutinefunction(inspect.unwrap(key)):
+        return False
+    # A plain ``def`` might return a coroutine (a lambda wrapping an async
+    # call), but the documented way to bind arguments is functools.partial,
+    # and running a blocking function here would stall the whole event loop.
+    # Anything more exotic is found out when it runs: the job fails with TypeError.
+    return isinstance(key, (types.FunctionType, types.BuiltinFunctionType))
+
+
+def check_async_callable(fn: object, what: str) -> None:
+    """Raise TypeError unless `fn` looks like an async callable.
+
+    `what` names the API for the message, e.g. ``"Pool.submit"``.
+    """
+    key = _cache_key(fn)
+    try:
+        sync = _verdicts[key]
+    except (KeyError, TypeError):
+        sync = _classify(fn, key, what)
+    if sync:
+        short = what.rsplit(".", 1)[-1]
+        raise TypeError(
+            f"{what}() expected an async function, but {fn!r} is synchronous. "
+            f"Pass an 'async def' function and its arguments, as in {short}(fetch, url); "
+            "to run blocking code, call anyio.to_thread.run_sync() inside an async function."
+        )
+
+
+def _classify(fn: object, key: Any, what: str) -> bool:
+    short = what.rsplit(".", 1)[-1]
+    if inspect.isawaitable(fn):
+        if inspect.iscoroutine(fn):
+            fn.close()  # it can never run now; closing it avoids a second, confusing warning
+        raise TypeError(
+            f"{what}() expected an async function and its arguments, but got the "
+            f"awaitable {fn!r}. Write {short}(fn, *args), not {short}(fn(*args)); "
+            "pass keyword arguments with functools.partial."
+        )
+    if not callable(fn):
+        raise TypeError(f"{what}() expected an async function, but got {type(fn).__name__} {fn!r}")
+    sync = _is_sync(key)
+    try:
+        if len(_verdicts) >= _VERDICTS_MAX:
+            _verdicts.clear()
+        _verdicts[key] = sync
+    except TypeError:  # unhashable: classified again next time
+        pass
+    return sync
+
+
+def check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def check_pending(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(
+            f"{name} must be >= 0 (0 hands each job straight to a worker) or None (unbounded), got {value!r}"
+        )
+    return value
+
+
+def check_optional_timeout(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__} {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive, finite number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value

@@ -1,14 +1,16 @@
 """The few event-loop primitives the pool's hot path needs, resolved once per pool.
 
-anyio's public helpers look the running backend up on every call (about a
-microsecond on asyncio), which is as much as a whole job costs, so the pool
-resolves them once when it opens.
+anyio's public helpers look the running backend up on every call, which on
+asyncio costs about as much as a whole job, so the pool resolves them once
+when it opens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -26,18 +28,78 @@ class Backend:
     #: Raise the backend's cancellation if the calling task is cancelled; no
     #: schedule point when it is not.
     checkpoint_if_cancelled: Callable[[], Awaitable[None]]
+    #: Whether the calling task has a cancellation waiting to be raised.  Sync,
+    #: so the hot path pays for a coroutine only when it must raise.
+    cancel_pending: Callable[[], bool]
     #: Makes an empty queue of parked tasks; call it inside the event loop.
     waiters: Callable[[], Waiters]
 
 
-def _anyio_backend_checkpoint_if_cancelled() -> Callable[[], Awaitable[None]]:
-    try:
-        # Private to anyio, hence the fallback to the public (slower) helper.
-        from anyio._core._eventloop import get_async_backend
+def _asyncio_cancel_pending() -> Callable[[], bool] | None:
+    """anyio's cancellation check without the backend lookup, with the task's state cached.
 
-        return get_async_backend().checkpoint_if_cancelled
+    anyio keeps each task's cancel scope in a private WeakKeyDictionary; its
+    own ``checkpoint_if_cancelled`` walks the same chain of scopes.  Returns
+    None if anyio's internals are not what this expects, and the pool then
+    calls the public (slower) helper on every submit.
+    """
+    try:
+        import anyio._backends._asyncio as asyncio_backend
+        from anyio._backends._asyncio import CancelScope, TaskState
+
+        states: Any = getattr(asyncio_backend, "_task_states")  # noqa: B009 - private to anyio
+
+        if not {"_cancel_called", "_shield", "_parent_scope"} <= set(CancelScope.__slots__) or (
+            "cancel_scope" not in TaskState.__slots__
+        ):
+            return None  # pragma: no cover - depends on anyio internals
     except (ImportError, AttributeError):  # pragma: no cover - depends on anyio internals
-        return anyio.lowlevel.checkpoint_if_cancelled
+        return None
+
+    current_task = asyncio.current_task
+    # (weak reference to the last task seen, its anyio state): a producer
+    # submits many jobs in a row, and the dictionary lookup costs more than
+    # the walk.  One tuple, so a reader never pairs a task with another's state.
+    cache: list[tuple[Callable[[], object], Any]] = [(lambda: None, None)]
+
+    def cancel_pending() -> bool:
+        task = current_task()
+        ref, state = cache[0]
+        if ref() is not task:
+            if task is None:
+                return False
+            state = states.get(task)
+            cache[0] = (weakref.ref(task), state)
+        scope = state.cancel_scope if state is not None else None
+        while scope is not None:
+            if scope._cancel_called:
+                return True
+            if scope._shield:
+                return False
+            scope = scope._parent_scope
+        return False
+
+    return cancel_pending
+
+
+def _always() -> bool:
+    return True
+
+
+def _trio_cancel_pending() -> Callable[[], bool]:
+    import trio
+
+    current_task = trio.lowlevel.current_task
+    try:
+        current_task()._cancel_status.effectively_cancelled  # noqa: B018 - probing trio internals
+    except AttributeError:  # pragma: no cover - depends on trio internals
+        return _always
+
+    def cancel_pending() -> bool:
+        task: Any = current_task()
+        return bool(task._cancel_status.effectively_cancelled)
+
+    return cancel_pending
 
 
 def current_backend() -> Backend:
@@ -48,7 +110,8 @@ def current_backend() -> Backend:
     """
     exc = anyio.get_cancelled_exc_class()
     if exc is asyncio.CancelledError:
-        return Backend("asyncio", exc, _anyio_backend_checkpoint_if_cancelled(), AsyncioWaiters)
+        pending = _asyncio_cancel_pending() or _always
+        return Backend("asyncio", exc, anyio.lowlevel.checkpoint_if_cancelled, pending, AsyncioWaiters)
     import trio  # the only other backend anyio supports
 
-    return Backend("trio", exc, trio.lowlevel.checkpoint_if_cancelled, TrioWaiters)
+    return Backend("trio", exc, trio.lowlevel.checkpoint_if_cancelled, _trio_cancel_pending(), TrioWaiters)

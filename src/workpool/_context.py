@@ -25,9 +25,7 @@ current_job: ContextVar[Job[Any] | None] = ContextVar("workpool.current_job", de
 
 
 @types.coroutine
-def resume_in_context(
-    ctx: Context, coro: Coroutine[Any, Any, Any], yielded: Any
-) -> Generator[Any, Any, Any]:
+def resume_in_context(ctx: Context, coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
     """Finish running `coro` in `ctx`, after its first step yielded `yielded`.
 
     The worker takes the first step itself (most jobs in a hot loop finish

@@ -30,21 +30,20 @@ CANCELLED = 4
 _STATE_NAMES = ("pending", "running", "succeeded", "failed", "cancelled")
 
 
-class _NoPublicConstructor(type):
-    """Only the pool creates jobs: ``Job(...)`` is an error, ``Job._create(...)`` is not."""
+# Only the pool creates jobs.  A metaclass would say so more elegantly but
+# costs more than half a microsecond per job; a private token costs nothing.
+_PRIVATE = object()
 
-    def __call__(cls, *args: object, **kwargs: object) -> Any:
+
+def _no_public_constructor(cls: type[object], token: object) -> None:
+    if token is not _PRIVATE:
         raise TypeError(
-            f"{cls.__module__}.{cls.__qualname__} has no public constructor; "
-            "jobs are created by Pool.submit() and Pool.submit_nowait()"
+            f"{cls.__module__}.{cls.__qualname__} has no public constructor; it is created by workpool.Pool"
         )
-
-    def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
-        return super().__call__(*args, **kwargs)  # type: ignore[misc,no-any-return]
 
 
 @final
-class Job(Generic[T_co], metaclass=_NoPublicConstructor):
+class Job(Generic[T_co]):
     """The handle to one job: its state, its outcome, and a way to cancel it.
 
     Created by `Pool.submit` and `Pool.submit_nowait`.  ``await job`` waits
@@ -73,12 +72,15 @@ class Job(Generic[T_co], metaclass=_NoPublicConstructor):
 
     def __init__(
         self,
+        token: object,
         pool: Pool,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         ctx: Context,
         on_done: Callable[[Job[Any]], None] | None,
     ) -> None:
+        if token is not _PRIVATE:
+            _no_public_constructor(Job, token)
         self._pool: Pool | None = pool
         self._fn = fn
         self._args: tuple[Any, ...] | None = args
@@ -169,7 +171,8 @@ class Job(Generic[T_co], metaclass=_NoPublicConstructor):
         # awaiting task does not cancel the job: the waiter does not own it.
         if self._state < SUCCEEDED:
             if self._waiters is None:
-                assert self._pool is not None and self._pool._backend is not None
+                assert self._pool is not None
+                assert self._pool._backend is not None
                 self._waiters = self._pool._backend.waiters()
             while self._state < SUCCEEDED:
                 await self._waiters.wait()

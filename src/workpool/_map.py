@@ -12,8 +12,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from typing_extensions import Self
 
 from ._errors import PoolClosed
-from ._job import SUCCEEDED, Job, _NoPublicConstructor
-from ._waiters import Waiters
+from ._job import SUCCEEDED, Job, _no_public_constructor
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -154,7 +153,8 @@ class _MapState:
             pool._intake_scopes.add(self.scope)
             pool._tg.start_soon(self.feed, name=f"{pool.name}-map-feeder")
         assert pool._backend is not None
-        await pool._backend.checkpoint_if_cancelled()
+        if pool._backend.cancel_pending():
+            await pool._backend.checkpoint_if_cancelled()
         while True:
             if self.ordered:
                 if self.pending and self.pending[0]._state >= SUCCEEDED:
@@ -204,7 +204,7 @@ class _MapState:
 
 
 @final
-class MapIterator(Generic[T_co], metaclass=_NoPublicConstructor):
+class MapIterator(Generic[T_co]):
     """The async iterator `Pool.map` returns.
 
     Also an async context manager: ``async with pool.map(fn, items) as
@@ -217,12 +217,14 @@ class MapIterator(Generic[T_co], metaclass=_NoPublicConstructor):
 
     def __init__(
         self,
+        token: object,
         pool: Pool,
         fn: Callable[[Any], Awaitable[Any]],
         items: Iterable[Any] | AsyncIterable[Any],
         ordered: bool,
         window: int,
     ) -> None:
+        _no_public_constructor(MapIterator, token)
         self._state = _MapState(pool, fn, items, ordered, window)
 
     def __aiter__(self) -> Self:
@@ -275,7 +277,8 @@ async def consume_source(
 ) -> None:
     """The body of `Pool.consume`, which has already checked its arguments."""
     assert pool._backend is not None
-    await pool._backend.checkpoint_if_cancelled()
+    if pool._backend.cancel_pending():
+        await pool._backend.checkpoint_if_cancelled()
     internal = pool._is_own_job()
     outstanding: set[Job[Any]] = set()
     all_done = pool._backend.waiters()

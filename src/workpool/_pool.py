@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from contextvars import copy_context
-from types import TracebackType
+from contextvars import Context, copy_context
+from types import CoroutineType, TracebackType
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -17,14 +17,16 @@ from typing_extensions import Self, TypeVarTuple, Unpack
 from ._backend import Backend, current_backend
 from ._context import current_job, resume_in_context
 from ._errors import PoolClosed, PoolFull
-from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
+from ._job import _PRIVATE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
 from ._map import MapIterator, consume_source
 from ._stats import PoolStats
 from ._validate import (
     check_async_callable,
+    check_bool,
     check_optional_timeout,
     check_pending,
     check_positive_int,
+    check_str,
 )
 from ._waiters import Waiters
 
@@ -40,8 +42,8 @@ class _NoWaiters:
     async def wait(self) -> None:  # pragma: no cover - a closed pool never parks
         raise RuntimeError("the pool is not open")
 
-    def wake_one(self) -> None:
-        pass
+    def wake_one(self) -> bool:
+        return False
 
     def wake_all(self) -> None:
         pass
@@ -65,7 +67,8 @@ _NEW, _OPEN, _CLOSING, _EXITED = range(4)
 
 # A worker that runs this many jobs in a row without the event loop getting
 # control (jobs that never suspend) yields once, so other tasks keep running
-# and cancellation keeps reaching it.  Large enough to cost ~1% of a no-op job.
+# and cancellation keeps reaching it.  Large enough to cost ~1% of a no-op job;
+# guarded by tests/test_fairness.py.
 _YIELD_EVERY = 64
 
 
@@ -128,10 +131,11 @@ class Pool:
                 f"on_error must be 'cancel', 'collect' or a callable (job, exc) -> None, got {on_error!r}"
             )
         self._on_error = on_error
+        self._error_handler: Callable[[Job[Any], Exception], object] | None = (
+            None if isinstance(on_error, str) else on_error
+        )
         self._job_timeout = check_optional_timeout(job_timeout, "job_timeout")
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
-        self._name = name
+        self._name = check_str(name, "name")
 
         self._state = _NEW
         self._tg: TaskGroup | None = None
@@ -152,10 +156,17 @@ class Pool:
         self._busy = 0
         self._queued = 0
         self._submitted = 0
+        # The last function that passed check_async_callable: a producer
+        # submits the same function over and over.
+        self._last_fn: object = None
+        self._idle_count = 0  # workers parked in _idle_workers
+        self._room_wanted = 0  # producers parked in _room_waiters
         self._completed = 0
         self._failed = 0
         self._cancelled = 0
-        self._submit_ticks = 0
+        # Producers waiting for room are woken when this many slots are
+        # free, so a producer refills in batches instead of parking per job.
+        self._room_batch = 1 if pending is None else max(1, min(pending // 2, 64))
 
     def __repr__(self) -> str:
         state = ("new", "open", "closing", "exited")[self._state]
@@ -184,7 +195,8 @@ class Pool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        assert self._tg is not None and self._backend is not None
+        assert self._tg is not None
+        assert self._backend is not None
         cancelled_exc = self._backend.cancelled_exc
         body_error = exc if exc is not None and not isinstance(exc, cancelled_exc) else None
         if exc is None:
@@ -217,7 +229,7 @@ class Pool:
         if not errors:
             if raised is not None:
                 raise raised
-            return True if exc is not None else False
+            return exc is not None
         if errors == [body_error]:
             return False  # the body's own exception propagates untouched
         # Errors win over a cancellation that arrived with them, as in an
@@ -294,9 +306,7 @@ class Pool:
 
     # -- intake --------------------------------------------------------------
 
-    async def submit(
-        self, fn: Callable[[Unpack[PosArgsT]], Awaitable[T]], *args: Unpack[PosArgsT]
-    ) -> Job[T]:
+    async def submit(self, fn: Callable[[Unpack[PosArgsT]], Awaitable[T]], *args: Unpack[PosArgsT]) -> Job[T]:
         """Accept ``fn(*args)`` as a job, waiting for room if the pool is full.
 
         Returns as soon as the job is accepted, with a `Job` handle; the job
@@ -318,25 +328,21 @@ class Pool:
                 while waiting for room.
             RuntimeError: the pool was not opened with ``async with``.
         """
-        check_async_callable(fn, "Pool.submit")
+        if fn is not self._last_fn:
+            check_async_callable(fn, "Pool.submit")
+            self._last_fn = fn
         backend = self._backend
         if backend is None:
             self._check_entered("submit")
             raise AssertionError  # pragma: no cover
-        await backend.checkpoint_if_cancelled()
-        if not self._is_own_job():
+        # A cancellation point on every call, but a schedule point only when
+        # it has to wait for room, like asyncio.Queue.put: a full checkpoint
+        # per call would cost more than the job.
+        if backend.cancel_pending():
+            await backend.checkpoint_if_cancelled()
+        if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
-            if self._queued + self._busy >= self._capacity:
-                await self._wait_for_room()
-            else:
-                # Not a schedule point on every call (that alone would cost
-                # more than a job), but often enough that a producer with an
-                # unbounded queue cannot starve the workers.
-                self._submit_ticks += 1
-                if self._submit_ticks >= _YIELD_EVERY:
-                    self._submit_ticks = 0
-                    await checkpoint()
-                    self._check_intake()
+            await self._wait_for_room()
         return self._enqueue(fn, args, None)
 
     def submit_nowait(
@@ -356,14 +362,15 @@ class Pool:
             PoolClosed: the pool is closed or cancelled.
             RuntimeError: the pool was not opened with ``async with``.
         """
-        check_async_callable(fn, "Pool.submit_nowait")
-        if not self._is_own_job():
+        if fn is not self._last_fn:
+            check_async_callable(fn, "Pool.submit_nowait")
+            self._last_fn = fn
+        if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
-            if self._queued + self._busy >= self._capacity:
-                raise PoolFull(
-                    f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
-                    "use 'await pool.submit(...)' to wait for room"
-                )
+            raise PoolFull(
+                f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
+                "use 'await pool.submit(...)' to wait for room"
+            )
         return self._enqueue(fn, args, None)
 
     def map(
@@ -394,13 +401,12 @@ class Pool:
                 the pool closes before every item was read).
         """
         check_async_callable(fn, "Pool.map")
-        if not isinstance(ordered, bool):
-            raise TypeError(f"ordered must be True or False, got {ordered!r}")
+        check_bool(ordered, "ordered")
         _check_iterable(items, "Pool.map")
         if not self._is_own_job():
             self._check_intake()
         pending = self._max_pending if self._max_pending is not None else self._max_workers
-        return MapIterator._create(self, fn, items, ordered, self._max_workers + pending)
+        return MapIterator(_PRIVATE, self, fn, items, ordered, self._max_workers + pending)
 
     async def consume(
         self,
@@ -429,7 +435,7 @@ class Pool:
                 started before it have finished.
         """
         check_async_callable(fn, "Pool.consume")
-        if not isinstance(source, AsyncIterable):
+        if not _is_async_iterable(source):
             raise TypeError(
                 f"Pool.consume() expected an async iterable (such as a MemoryObjectReceiveStream), "
                 f"got {type(source).__name__}; use Pool.map() for a plain iterable"
@@ -459,11 +465,15 @@ class Pool:
     async def _wait_for_room(self) -> None:
         """Wait until the pool has room, then return; or raise PoolClosed."""
         while self._queued + self._busy >= self._capacity:
-            await self._room_waiters.wait()
+            self._room_wanted += 1
+            try:
+                await self._room_waiters.wait()
+            finally:
+                self._room_wanted -= 1
             self._check_intake()
         # Several producers may have been woken by one finishing job; pass
         # the wakeup on if there is still room, so none waits needlessly.
-        if self._room_waiters and self._queued + self._busy + 1 < self._capacity:
+        if self._room_wanted and self._queued + self._busy + 1 < self._capacity:
             self._room_waiters.wake_one()
 
     def _enqueue(
@@ -474,15 +484,11 @@ class Pool:
     ) -> Job[Any]:
         if self._cancel_called or self._state == _EXITED:
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
-        ctx = copy_context()
-        job: Job[Any] = Job._create(self, fn, args, ctx, on_done)
-        ctx.run(current_job.set, job)
+        job: Job[Any] = Job(_PRIVATE, self, fn, args, copy_context(), on_done)
         self._queue.append(job)
         self._queued += 1
         self._submitted += 1
-        if len(self._idle_workers):
-            self._idle_workers.wake_one()
-        elif self._workers < self._max_workers:
+        if (not self._idle_count or not self._idle_workers.wake_one()) and self._workers < self._max_workers:
             self._spawn_worker()
         return job
 
@@ -537,13 +543,15 @@ class Pool:
     async def _worker(self) -> None:
         assert self._backend is not None
         cancelled_exc = self._backend.cancelled_exc
+        timeout = self._job_timeout
         queue = self._queue
+        idle = self._idle_workers
         streak = 0
         try:
             while True:
                 # Job.cancel() cancels this scope; the worker then opens a
-                # fresh one and goes on.  One scope per worker, not per job,
-                # because entering a scope costs more than a no-op job.
+                # fresh one and goes on.  One scope per worker rather than per
+                # job, because entering a scope costs more than a no-op job.
                 with anyio.CancelScope() as scope:
                     while True:
                         if not queue:
@@ -553,7 +561,11 @@ class Pool:
                                 # new worker on demand.
                                 return
                             streak = 0
-                            await self._idle_workers.wait()
+                            self._idle_count += 1
+                            try:
+                                await idle.wait()
+                            finally:
+                                self._idle_count -= 1
                             continue
                         job = queue.popleft()
                         if job._state != PENDING:
@@ -562,11 +574,48 @@ class Pool:
                         self._busy += 1
                         job._state = RUNNING
                         job._scope = scope
+                        fn, args, ctx = job._fn, job._args, job._ctx
+                        assert ctx is not None
+                        assert args is not None
+                        suspended = False
+                        # The outcome handlers below are written out rather
+                        # than shared through a helper coroutine: creating one
+                        # per job costs a tenth of the job.
                         try:
-                            suspended = await self._run(job, cancelled_exc)
+                            if timeout is None:
+                                try:
+                                    coro, yielded = ctx.run(_first_step, job, fn, args)
+                                except StopIteration as stop:
+                                    value = stop.value
+                                else:
+                                    suspended = True
+                                    value = await resume_in_context(ctx, coro, yielded)
+                            else:
+                                suspended = True
+                                value = await self._run_with_timeout(job, ctx, fn, args, timeout)
+                        except cancelled_exc:
+                            self._cancelled += 1
+                            job._finish(CANCELLED, None, None)
+                            raise
+                        except Exception as exc:
+                            self._failed += 1
+                            job._finish(FAILED, None, exc)
+                            self._handle_failure(job, exc)
+                        except BaseException as exc:
+                            # KeyboardInterrupt, SystemExit...: recorded on the
+                            # job and propagated through the task group.
+                            self._failed += 1
+                            job._finish(FAILED, None, exc)
+                            raise
+                        else:
+                            self._completed += 1
+                            job._finish(SUCCEEDED, value, None)
                         finally:
                             self._busy -= 1
-                            if len(self._room_waiters):
+                            if (
+                                self._room_wanted
+                                and self._queued + self._busy + self._room_batch <= self._capacity
+                            ):
                                 self._room_waiters.wake_one()
                         if scope.cancel_called:
                             break
@@ -581,84 +630,70 @@ class Pool:
             self._workers -= 1
             self._maybe_drained()
 
-    async def _run(self, job: Job[Any], cancelled_exc: type[BaseException]) -> bool:
-        """Run one job to its outcome; return whether it suspended."""
-        fn, args, ctx = job._fn, job._args, job._ctx
-        assert fn is not None and args is not None and ctx is not None
-        suspended = False
-        try:
-            coro: Any = ctx.run(fn, *args)
-            if not hasattr(coro, "send"):
-                coro = _as_coroutine(coro, fn)
-            if self._job_timeout is None:
-                try:
-                    yielded = ctx.run(coro.send, None)
-                except StopIteration as stop:
-                    value = stop.value
-                else:
-                    suspended = True
-                    value = await resume_in_context(ctx, coro, yielded)
-            else:
-                suspended = True
-                with anyio.CancelScope(deadline=anyio.current_time() + self._job_timeout) as timeout:
-                    try:
-                        yielded = ctx.run(coro.send, None)
-                    except StopIteration as stop:
-                        value = stop.value
-                    else:
-                        value = await resume_in_context(ctx, coro, yielded)
-                if timeout.cancelled_caught:
-                    raise TimeoutError(f"{job!r} timed out after {self._job_timeout:g} s (job_timeout)")
-        except cancelled_exc:
-            self._cancelled += 1
-            job._finish(CANCELLED, None, None)
-            raise
-        except Exception as exc:
-            self._failed += 1
-            job._finish(FAILED, None, exc)
-            self._handle_failure(job, exc)
-        except BaseException as exc:
-            # KeyboardInterrupt, SystemExit...: recorded on the job, and
-            # propagated through the task group, never swallowed.
-            self._failed += 1
-            job._finish(FAILED, None, exc)
-            raise
-        else:
-            self._completed += 1
-            job._finish(SUCCEEDED, value, None)
-        return suspended
+    async def _run_with_timeout(
+        self, job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...], seconds: float
+    ) -> Any:
+        with anyio.CancelScope(deadline=anyio.current_time() + seconds):
+            try:
+                coro, yielded = ctx.run(_first_step, job, fn, args)
+            except StopIteration as stop:
+                return stop.value
+            return await resume_in_context(ctx, coro, yielded)
+        # Only reached when the deadline cancelled the job.
+        raise TimeoutError(f"{job!r} timed out after {seconds:g} s (job_timeout)")
 
     def _handle_failure(self, job: Job[Any], exc: Exception) -> None:
-        policy = self._on_error
-        if policy == "cancel":
+        handler = self._error_handler
+        if handler is None:
             self._failures.append(exc)
-            self._cancel_all()
-        elif policy == "collect":
-            self._failures.append(exc)
+            if self._on_error == "cancel":
+                self._cancel_all()
         else:
             try:
-                policy(job, exc)  # type: ignore[operator]
+                handler(job, exc)
             except Exception as handler_exc:
                 self._failures.append(handler_exc)
                 self._cancel_all()
 
 
-def _as_coroutine(obj: object, fn: object) -> Any:
-    await_ = getattr(type(obj), "__await__", None)
-    if await_ is None:
-        raise TypeError(
-            f"{fn!r} returned {type(obj).__name__}, not an awaitable; "
-            "workpool jobs must be async functions"
-        )
-    return await_(obj)
+def _first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
+    """Create the job's coroutine and run it to its first suspension, in the job's context.
+
+    Returns the coroutine and what it yielded; a job that finishes without
+    suspending (most jobs of a hot loop) raises StopIteration with its value,
+    so it never needs the `resume_in_context` generator.
+    """
+    current_job.set(job)
+    try:
+        coro: Any = fn(*args)
+    except StopIteration as exc:  # must not pass for "the job returned"
+        raise RuntimeError(f"{fn!r} raised StopIteration") from exc
+    coro_type: Any = coro.__class__
+    if coro_type is not CoroutineType:
+        await_ = getattr(coro_type, "__await__", None)
+        if await_ is None:
+            raise TypeError(
+                f"{fn!r} returned {coro_type.__name__}, not an awaitable; "
+                "workpool jobs must be async functions"
+            )
+        coro = await_(coro)
+    yielded: Any = coro.send(None)
+    return coro, yielded
 
 
 def _only_cancellation(exc: BaseException, cancelled_exc: type[BaseException]) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancellation(e, cancelled_exc) for e in exc.exceptions)
+    members: Any = getattr(exc, "exceptions", None)
+    if isinstance(exc, BaseExceptionGroup) and members is not None:
+        return all(_only_cancellation(e, cancelled_exc) for e in members)
     return isinstance(exc, cancelled_exc)
+
+
+def _is_async_iterable(source: object) -> bool:
+    return isinstance(source, AsyncIterable)
 
 
 def _check_iterable(items: object, what: str) -> None:
     if not isinstance(items, (Iterable, AsyncIterable)):
-        raise TypeError(f"{what}() expected an iterable or async iterable of items, got {type(items).__name__}")
+        raise TypeError(
+            f"{what}() expected an iterable or async iterable of items, got {type(items).__name__}"
+        )

@@ -6,10 +6,16 @@ import functools
 import inspect
 import math
 import types
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["check_async_callable", "check_bool", "check_optional_timeout", "check_pending", "check_positive_int"]
+__all__ = [
+    "check_async_callable",
+    "check_bool",
+    "check_optional_timeout",
+    "check_pending",
+    "check_positive_int",
+    "check_str",
+]
 
 # Deciding whether a callable is async costs microseconds, more than running a
 # no-op job, so the verdict is cached.  The key is the underlying function (or
@@ -19,6 +25,10 @@ _verdicts: dict[Any, bool] = {}
 _VERDICTS_MAX = 1024
 
 
+def _type_of(obj: object) -> Any:
+    return type(obj)
+
+
 def _cache_key(fn: Any) -> Any:
     while isinstance(fn, functools.partial):
         fn = fn.func
@@ -26,7 +36,8 @@ def _cache_key(fn: Any) -> Any:
         return fn.__func__
     if isinstance(fn, (types.FunctionType, types.BuiltinFunctionType, type)):
         return fn
-    return getattr(type(fn), "__call__", None)  # a callable object is as async as its __call__
+    # A callable object is as async as its __call__.
+    return getattr(_type_of(fn), "__call__", None)  # noqa: B004
 
 
 def _is_sync(key: Any) -> bool:
@@ -47,11 +58,14 @@ def check_async_callable(fn: object, what: str) -> None:
 
     `what` names the API for the message, e.g. ``"Pool.submit"``.
     """
-    key = _cache_key(fn)
-    try:
-        sync = _verdicts[key]
-    except (KeyError, TypeError):
-        sync = _classify(fn, key, what)
+    # Fast path: a plain function seen before is its own key.
+    sync = _verdicts.get(fn) if type(fn) is types.FunctionType else None
+    if sync is None:
+        key = _cache_key(fn)
+        try:
+            sync = _verdicts[key]
+        except (KeyError, TypeError):
+            sync = _classify(fn, key, what)
     if sync:
         short = what.rsplit(".", 1)[-1]
         raise TypeError(
@@ -116,4 +130,10 @@ def check_optional_timeout(value: object, name: str) -> float | None:
 def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
     return value

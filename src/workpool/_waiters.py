@@ -29,7 +29,9 @@ class Waiters(Protocol):
         """Park until woken.  A cancellation point."""
         ...
 
-    def wake_one(self) -> None: ...
+    def wake_one(self) -> bool:
+        """Wake the longest-waiting task; return whether there was one."""
+        ...
 
     def wake_all(self) -> None: ...
 
@@ -59,13 +61,14 @@ class AsyncioWaiters:
                     pass
             raise
 
-    def wake_one(self) -> None:
+    def wake_one(self) -> bool:
         futures = self._futures
         while futures:
             future = futures.popleft()
             if not future.done():
                 future.set_result(None)
-                return
+                return True
+        return False
 
     def wake_all(self) -> None:
         futures, self._futures = self._futures, deque()
@@ -86,14 +89,13 @@ class TrioWaiters:
         self._lot: Any = trio.lowlevel.ParkingLot()
 
     def __len__(self) -> int:
-        return len(self._lot)  # type: ignore[no-any-return]
+        return len(self._lot)
 
     async def wait(self) -> None:
         await self._lot.park()
 
-    def wake_one(self) -> None:
-        if self._lot:
-            self._lot.unpark()
+    def wake_one(self) -> bool:
+        return bool(self._lot.unpark()) if self._lot else False
 
     def wake_all(self) -> None:
         self._lot.unpark_all()

@@ -1,0 +1,66 @@
+"""The ``workpool demo`` command: it runs, exits 0, and shows the leak it is about."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from workpool.__main__ import main
+
+
+def _run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+    # A subprocess, because the demo runs event loops of its own and must
+    # leave the interpreter able to exit: a leaked task would show up as a
+    # hang or a "Task was destroyed but it is pending" warning on stderr.
+    return subprocess.run(
+        [sys.executable, "-m", "workpool", "demo", "--jobs", "200", "--workers", "10", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _table_row(output: str, label: str) -> tuple[str, str]:
+    match = re.search(rf"^  {re.escape(label)} +(\S+(?: s)?) +(\S+(?: s)?)$", output, re.MULTILINE)
+    assert match is not None, f"no {label!r} row in the summary:\n{output}"
+    return match.group(1), match.group(2)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_demo_shows_the_leak_and_none_with_workpool(backend: str) -> None:
+    if backend == "trio":
+        pytest.importorskip("trio")
+    result = _run_demo("--backend", backend)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert _table_row(out, "jobs processed") == ("200", "200")
+    assert _table_row(out, "requests answered") == ("10", "10")
+    ad_hoc_left, workpool_left = _table_row(out, "tasks left behind")
+    assert int(ad_hoc_left) > 0
+    assert int(workpool_left) == 0
+    # 10 workers blocked on the queue, one lease renewer for each of the 10 requests.
+    assert int(ad_hoc_left) == 20
+    assert f"cancelling {ad_hoc_left} leaked tasks so the demo can exit" in out
+    assert "0 tasks left on the ad hoc loop" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["demo", "--jobs", "0"],
+        ["demo", "--workers", "many"],
+        ["demo", "--backend", "curio"],
+        ["no-such-command"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "usage: workpool" in capsys.readouterr().err

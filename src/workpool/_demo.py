@@ -278,7 +278,9 @@ class _Probe:
         """Sample until `stop_at`, and once more then: the last sample is the verdict."""
         while True:
             await anyio.sleep_until(min(anyio.current_time() + _SAMPLE_EVERY, self.stop_at))
-            if anyio.current_time() >= self.stop_at:
+            # Close enough to the end counts as the end, so the verdict does
+            # not print a few milliseconds after an identical periodic sample.
+            if anyio.current_time() >= self.stop_at - _SAMPLE_EVERY / 2:
                 self.left = self.sample("   <- after the work is done")
                 return
             self.sample()

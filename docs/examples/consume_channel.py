@@ -10,15 +10,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from workpool import Pool
 
+
 # --8<-- [start:consume]
-processed: list[int] = []
-
-
-async def process(order_id: int) -> None:
-    await anyio.sleep(0.001)  # stands in for real work
-    processed.append(order_id)
-
-
 async def produce(send: MemoryObjectSendStream[int]) -> None:
     async with send:  # closing the send side is how the consumers learn to stop
         for order_id in range(100):
@@ -26,6 +19,12 @@ async def produce(send: MemoryObjectSendStream[int]) -> None:
 
 
 async def main() -> None:
+    processed: list[int] = []
+
+    async def process(order_id: int) -> None:
+        await anyio.sleep(0.001)  # stands in for real work
+        processed.append(order_id)
+
     send, receive = anyio.create_memory_object_stream[int](max_buffer_size=10)
     async with anyio.create_task_group() as tg, Pool(max_workers=8) as pool:
         tg.start_soon(produce, send)

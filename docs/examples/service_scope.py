@@ -57,6 +57,8 @@ async def run_lifespan(shutdown: anyio.Event, *, task_status: TaskStatus[dict[st
 
 
 async def main() -> None:
+    sent.clear()
+    failures.clear()
     statuses: list[int] = []
 
     async def request(state: dict[str, Pool], address: str) -> None:

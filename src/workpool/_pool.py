@@ -59,8 +59,8 @@ __all__ = ["ErrorPolicy", "Pool"]
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-#: What `Pool` does when a job raises: see `Pool`.
 ErrorPolicy = Literal["cancel", "collect"] | Callable[[Job[Any], Exception], object]
+"""What a `Pool` does when a job raises: ``"cancel"``, ``"collect"`` or a handler ``(job, exc)``."""
 
 # Pool life cycle.
 _NEW, _OPEN, _CLOSING, _EXITED = range(4)
@@ -105,7 +105,8 @@ class Pool:
             too.  A cancelled job is not a failure.
         job_timeout: seconds a job may run before it is cancelled and fails
             with `TimeoutError` (a failure like any other), or ``None``.
-        name: names the worker tasks (``"<name>-worker-<n>"``) for task dumps.
+        name: names the worker tasks (``"<name>-worker-<n>"``) and appears
+            in error messages.
 
     Raises:
         TypeError: an argument has the wrong type.
@@ -178,6 +179,11 @@ class Pool:
     # -- life cycle ----------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        """Open the pool: create its task group.  No worker starts until a job arrives.
+
+        Raises:
+            RuntimeError: the pool was opened before (a pool is used once).
+        """
         if self._state != _NEW:
             raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
         self._backend = backend = current_backend()
@@ -198,7 +204,10 @@ class Pool:
         assert self._tg is not None
         assert self._backend is not None
         cancelled_exc = self._backend.cancelled_exc
-        body_error = exc if exc is not None and not isinstance(exc, cancelled_exc) else None
+        # The body's error, without the cancellations that the pool's own
+        # teardown caused (on trio, an inner task group in the body reports
+        # them together with its error).
+        body_error = _without_cancellations(exc, cancelled_exc) if exc is not None else None
         if exc is None:
             self._close_intake()
         else:
@@ -215,6 +224,7 @@ class Pool:
             raised = error
         finally:
             self._state = _EXITED
+            self._last_fn = None
             self._cancel_queued()
             if self._drained is not None:
                 self._drained.set()
@@ -222,16 +232,21 @@ class Pool:
         errors: list[BaseException] = []
         if body_error is not None:
             errors.append(body_error)
-        errors.extend(self._failures)
+        # A failure the body also received (it awaited the job) is reported once.
+        seen = {id(e) for e in _leaves(body_error)}
+        errors.extend(e for e in self._failures if id(e) not in seen)
         self._failures = []
-        if raised is not None and not _only_cancellation(raised, cancelled_exc):
-            errors.append(raised)
+        rest = _without_cancellations(raised, cancelled_exc) if raised is not None else None
+        if rest is not None:
+            errors.append(rest)
         if not errors:
             if raised is not None:
                 raise raised
             return exc is not None
-        if errors == [body_error]:
-            return False  # the body's own exception propagates untouched
+        if body_error is not None and errors == [body_error]:
+            if body_error is exc:
+                return False  # the body's own exception propagates untouched
+            raise body_error
         # Errors win over a cancellation that arrived with them, as in an
         # anyio task group: the errors propagate, none is dropped.
         raise BaseExceptionGroup(f"{len(errors)} error(s) in workpool.Pool {self._name!r}", errors)
@@ -681,11 +696,22 @@ def _first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) ->
     return coro, yielded
 
 
-def _only_cancellation(exc: BaseException, cancelled_exc: type[BaseException]) -> bool:
+def _without_cancellations(exc: BaseException, cancelled_exc: type[BaseException]) -> BaseException | None:
+    """`exc` minus the event loop's cancellations, or None if that is all it was."""
+    split: Any = getattr(exc, "split", None)
+    if isinstance(exc, BaseExceptionGroup) and split is not None:
+        rest: BaseException | None = split(cancelled_exc)[1]
+        return rest
+    return None if isinstance(exc, cancelled_exc) else exc
+
+
+def _leaves(exc: BaseException | None) -> list[BaseException]:
+    if exc is None:
+        return []
     members: Any = getattr(exc, "exceptions", None)
     if isinstance(exc, BaseExceptionGroup) and members is not None:
-        return all(_only_cancellation(e, cancelled_exc) for e in members)
-    return isinstance(exc, cancelled_exc)
+        return [leaf for member in members for leaf in _leaves(member)]
+    return [exc]
 
 
 def _is_async_iterable(source: object) -> bool:

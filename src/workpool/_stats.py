@@ -18,18 +18,17 @@ class PoolStats:
     ``submitted == completed + failed + cancelled``.
     """
 
-    #: Worker tasks alive now (idle or busy).  Workers start on demand, so an
-    #: idle pool that never ran a job has none.
     workers: int
-    #: Jobs running now.
+    """Worker tasks alive now, idle or busy (they start on demand: a pool that never ran a job has none)."""
     busy: int
-    #: Jobs accepted and waiting for a worker.
+    """Jobs running now."""
     queued: int
-    #: Jobs accepted since the pool opened.
+    """Jobs accepted and waiting for a worker."""
     submitted: int
-    #: Jobs that returned a value.
+    """Jobs accepted since the pool opened."""
     completed: int
-    #: Jobs that raised an exception, including `TimeoutError` from ``job_timeout``.
+    """Jobs that returned a value."""
     failed: int
-    #: Jobs cancelled before they produced a result.
+    """Jobs that raised an exception, including `TimeoutError` from ``job_timeout``."""
     cancelled: int
+    """Jobs cancelled before they produced a result."""

@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import types
+import weakref
 from typing import Any
 
 __all__ = [
@@ -18,11 +19,10 @@ __all__ = [
 ]
 
 # Deciding whether a callable is async costs microseconds, more than running a
-# no-op job, so the verdict is cached.  The key is the underlying function (or
-# the class of a callable object), which lives as long as its module, so the
-# cache holds no request-scoped objects; it is bounded all the same.
-_verdicts: dict[Any, bool] = {}
-_VERDICTS_MAX = 1024
+# no-op job, so the verdict is cached, keyed by the underlying function (or
+# the class of a callable object).  Weakly: a closure made per request carries
+# the request's data, and the cache must not keep it alive.
+_verdicts: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _type_of(obj: object) -> Any:
@@ -89,10 +89,8 @@ def _classify(fn: object, key: Any, what: str) -> bool:
         raise TypeError(f"{what}() expected an async function, but got {type(fn).__name__} {fn!r}")
     sync = _is_sync(key)
     try:
-        if len(_verdicts) >= _VERDICTS_MAX:
-            _verdicts.clear()
         _verdicts[key] = sync
-    except TypeError:  # unhashable: classified again next time
+    except TypeError:  # unhashable or no weak references: classified again next time
         pass
     return sync
 

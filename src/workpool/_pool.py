@@ -698,11 +698,14 @@ def _first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) ->
 
 def _without_cancellations(exc: BaseException, cancelled_exc: type[BaseException]) -> BaseException | None:
     """`exc` minus the event loop's cancellations, or None if that is all it was."""
+    whole: BaseException = exc
+    if isinstance(exc, cancelled_exc):
+        return None
     split: Any = getattr(exc, "split", None)
-    if isinstance(exc, BaseExceptionGroup) and split is not None:
-        rest: BaseException | None = split(cancelled_exc)[1]
-        return rest
-    return None if isinstance(exc, cancelled_exc) else exc
+    if not isinstance(exc, BaseExceptionGroup) or split is None:
+        return whole
+    rest: BaseException | None = split(cancelled_exc)[1]
+    return rest
 
 
 def _leaves(exc: BaseException | None) -> list[BaseException]:

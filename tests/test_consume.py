@@ -1,0 +1,231 @@
+"""Pool.consume: a channel or async iterable drained by the pool's workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from helpers import Boom, Probe, assert_stats_balanced, identity, no_leaks
+from workpool import Pool, PoolClosed
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_consume_a_memory_stream_until_its_send_side_closes() -> None:
+    seen: list[int] = []
+
+    async def work(x: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(x)
+
+    send, receive = anyio.create_memory_object_stream[int](5)
+    with anyio.fail_after(5), receive:
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=3) as pool:
+
+            async def produce() -> None:
+                async with send:
+                    for i in range(50):
+                        await send.send(i)
+
+            tg.start_soon(produce)
+            await pool.consume(receive, work)
+            # consume returned: the channel was closed and every job finished.
+            assert sorted(seen) == list(range(50))
+            assert pool.stats.busy == pool.stats.queued == 0
+    assert_stats_balanced(pool.stats)
+
+
+async def test_consume_an_async_generator() -> None:
+    seen: list[int] = []
+
+    async def source() -> AsyncIterator[int]:
+        for i in range(20):
+            await anyio.lowlevel.checkpoint()
+            yield i
+
+    async def work(x: int) -> None:
+        seen.append(x)
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            await pool.consume(source(), work)
+            assert sorted(seen) == list(range(20))
+
+
+async def test_closing_the_source_ends_a_waiting_consume() -> None:
+    # The workers' way out, as closing a channel is in Go: consume is idle,
+    # waiting for items, and returns as soon as the send side closes.
+    probe = Probe()
+    send, receive = anyio.create_memory_object_stream[int](10)
+    returned = anyio.Event()
+    with anyio.fail_after(5), receive:
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=10) as pool:
+
+            async def consumer() -> None:
+                await pool.consume(receive, probe.block)
+                returned.set()
+
+            tg.start_soon(consumer)
+            await send.send(1)
+            await send.send(2)
+            await anyio.wait_all_tasks_blocked()
+            assert sorted(probe.started) == [1, 2]
+            send.close()
+            probe.release.set()
+            await returned.wait()
+    assert sorted(probe.finished) == [1, 2]
+
+
+async def test_closing_the_receive_side_ends_consume() -> None:
+    send, receive = anyio.create_memory_object_stream[int](10)
+    with anyio.fail_after(5), send:
+        async with no_leaks(), anyio.create_task_group() as tg, Pool() as pool:
+            tg.start_soon(pool.consume, receive, identity)
+            await anyio.wait_all_tasks_blocked()
+            await receive.aclose()
+
+
+async def test_consume_takes_items_only_as_fast_as_the_pool_has_room() -> None:
+    probe = Probe()
+    send, receive = anyio.create_memory_object_stream[int](20)
+    with anyio.fail_after(5), send, receive:
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=2, max_pending=3) as pool:
+            for i in range(20):
+                send.send_nowait(i)
+            returned = anyio.Event()
+
+            async def consumer() -> None:
+                await pool.consume(receive, probe.block)
+                returned.set()
+
+            tg.start_soon(consumer)
+            await anyio.wait_all_tasks_blocked()
+            taken = 20 - receive.statistics().current_buffer_used
+            assert pool.stats.submitted == 5
+            # At most one item read and held while waiting for room.
+            assert taken <= 5 + 1
+            send.close()
+            probe.release.set()
+            await returned.wait()
+    assert sorted(probe.finished) == list(range(20))
+
+
+async def test_closing_the_pool_stops_consume_and_leaves_the_rest_in_the_channel() -> None:
+    probe = Probe()
+    send, receive = anyio.create_memory_object_stream[int](100)
+    with anyio.fail_after(5), send, receive:
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=2, max_pending=0) as pool:
+            for i in range(10):
+                send.send_nowait(i)
+            returned = anyio.Event()
+
+            async def consumer() -> None:  # outside the pool's block
+                await pool.consume(receive, probe.block)
+                returned.set()
+
+            tg.start_soon(consumer)
+            await anyio.wait_all_tasks_blocked()
+            assert sorted(probe.started) == [0, 1]
+            tg.start_soon(pool.close)
+            await anyio.wait_all_tasks_blocked()
+            probe.release.set()
+            await returned.wait()
+        left = [receive.receive_nowait() for _ in range(receive.statistics().current_buffer_used)]
+    # Every item either ran or is still in the channel: none was taken from
+    # the channel and then dropped.
+    assert len(probe.finished) < 10
+    lost = sorted(set(range(10)) - set(probe.finished) - set(left))
+    assert lost == [], f"items taken from the channel but never run: {lost}"
+
+
+async def test_cancelling_consume_cancels_the_jobs_it_started() -> None:
+    probe = Probe()
+    send, receive = anyio.create_memory_object_stream[int](10)
+    with anyio.fail_after(5), send, receive:
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            other = await pool.submit(probe.block, "not consume's")
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(pool.consume, receive, probe.forever)
+                    send.send_nowait(1)
+                    send.send_nowait(2)
+                    await anyio.wait_all_tasks_blocked()
+                    scope.cancel()
+            await anyio.wait_all_tasks_blocked()
+            # Job 1 was running (and saw the cancellation), job 2 was queued.
+            assert probe.started == ["not consume's", 1]
+            assert probe.cancelled == [1]
+            assert pool.stats.cancelled == 2
+            assert not other.done()  # only consume's own jobs
+            probe.release.set()
+    assert other.result() == "not consume's"
+
+
+async def test_pool_cancelled_during_consume_raises_pool_closed_outside() -> None:
+    probe = Probe()
+    send, receive = anyio.create_memory_object_stream[int](10)
+    outcome: list[BaseException] = []
+    with anyio.fail_after(5), send, receive:
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=2) as pool:
+
+            async def consumer() -> None:
+                try:
+                    await pool.consume(receive, probe.forever)
+                except PoolClosed as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(consumer)
+            send.send_nowait(1)
+            await anyio.wait_all_tasks_blocked()
+            pool.cancel()
+    assert len(outcome) == 1
+    assert probe.cancelled == [1]
+
+
+async def test_an_exception_from_the_source_propagates_after_its_jobs() -> None:
+    probe = Probe()
+
+    async def source() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        await anyio.wait_all_tasks_blocked()
+        probe.release.set()
+        raise KeyError("source broke")
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            with pytest.raises(KeyError, match="source broke"):
+                await pool.consume(source(), probe.block)
+            assert sorted(probe.finished) == [1, 2]
+
+
+async def test_consume_job_failures_go_to_the_pool_policy() -> None:
+    async def work(x: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        if x == 2:
+            raise Boom("two")
+
+    async def source() -> AsyncIterator[int]:
+        for i in range(5):
+            yield i
+
+    with anyio.fail_after(5), pytest.RaisesGroup(Boom):
+        async with no_leaks(), Pool(max_workers=1, on_error="collect") as pool:
+            await pool.consume(source(), work)
+    assert pool.stats.failed == 1
+    assert pool.stats.completed == 4
+
+
+async def test_consume_rejects_what_it_cannot_use() -> None:
+    async with no_leaks(), Pool() as pool:
+        with pytest.raises(TypeError, match="async iterable"):
+            await pool.consume([1, 2, 3], identity)  # type: ignore[arg-type]
+
+        def sync_fn(x: int) -> int:
+            return x
+
+        send, receive = anyio.create_memory_object_stream[int](1)
+        with send, receive, pytest.raises(TypeError, match="async"):
+            await pool.consume(receive, sync_fn)  # type: ignore[arg-type]

@@ -1,0 +1,371 @@
+"""Pool.map: ordering, laziness, bounded in-flight work, early exit and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import anyio
+import pytest
+
+from helpers import Boom, Probe, assert_stats_balanced, double, identity, no_leaks
+from workpool import Job, MapIterator, Pool, PoolClosed
+
+pytestmark = pytest.mark.anyio
+
+
+async def steps_then_double(x: int) -> int:
+    # Later items finish first: a worker needs more steps for small x.
+    for _ in range(20 - x):
+        await anyio.lowlevel.checkpoint()
+    return 2 * x
+
+
+def _handler(job: Job[object], exc: Exception) -> None:
+    """A policy that lets the pool go on after a failure."""
+
+
+async def test_map_ordered_yields_in_item_order() -> None:
+    finished: list[int] = []
+
+    async def work(x: int) -> int:
+        value = await steps_then_double(x)
+        finished.append(x)
+        return value
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=5) as pool:
+            results = [v async for v in pool.map(work, range(20))]
+    assert results == [2 * x for x in range(20)]
+    assert finished != sorted(finished), "the jobs did not finish out of order; the test proves nothing"
+    assert_stats_balanced(pool.stats)
+
+
+async def test_map_ordered_waits_for_the_head_item() -> None:
+    events = [anyio.Event() for _ in range(3)]
+    finished: list[int] = []
+    results: list[int] = []
+
+    async def work(i: int) -> int:
+        await events[i].wait()
+        finished.append(i)
+        return i
+
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=3) as pool:
+
+            async def release_backwards() -> None:
+                for event in reversed(events):
+                    await anyio.wait_all_tasks_blocked()
+                    assert results == [] or event is events[0]
+                    event.set()
+
+            tg.start_soon(release_backwards)
+            results.extend([v async for v in pool.map(work, range(3))])
+    assert finished == [2, 1, 0]
+    assert results == [0, 1, 2]
+
+
+async def test_map_unordered_yields_in_completion_order() -> None:
+    events = [anyio.Event() for _ in range(4)]
+    release_order = [2, 0, 3, 1]
+
+    async def work(i: int) -> int:
+        await events[i].wait()
+        return i
+
+    results: list[int] = []
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=4) as pool:
+            events[release_order[0]].set()
+            async for value in pool.map(work, range(4), ordered=False):
+                results.append(value)
+                if len(results) < 4:
+                    events[release_order[len(results)]].set()
+    assert results == release_order
+
+
+class Countdown:
+    """An async iterator that is not an async generator."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __aiter__(self) -> Countdown:
+        return self
+
+    async def __anext__(self) -> int:
+        await anyio.lowlevel.checkpoint()
+        if self.n == 0:
+            raise StopAsyncIteration
+        self.n -= 1
+        return self.n
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_map_over_an_async_iterator(ordered: bool) -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=3) as pool:
+            results = [v async for v in pool.map(double, Countdown(10), ordered=ordered)]
+    expected = [2 * x for x in reversed(range(10))]
+    assert results == expected if ordered else sorted(results) == sorted(expected)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_map_over_an_async_generator_and_an_empty_iterable(ordered: bool) -> None:
+    async def gen() -> AsyncIterator[int]:
+        for i in range(7):
+            await anyio.lowlevel.checkpoint()
+            yield i
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            results = [v async for v in pool.map(identity, gen(), ordered=ordered)]
+            empty = [v async for v in pool.map(identity, [], ordered=ordered)]
+    assert sorted(results) == list(range(7))
+    assert empty == []
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize(("max_workers", "max_pending"), [(1, 0), (3, 2), (4, None), (2, 7)])
+async def test_map_over_an_endless_generator_keeps_in_flight_work_bounded(
+    ordered: bool, max_workers: int, max_pending: int | None
+) -> None:
+    # max_pending=None is documented as a window of 2 * max_workers.
+    window = max_workers + (max_pending if max_pending is not None else max_workers)
+    produced = 0
+    yielded = 0
+    worst_accepted = 0
+    worst_read = 0
+
+    async def endless() -> AsyncIterator[int]:
+        nonlocal produced
+        i = 0
+        while True:
+            produced += 1
+            yield i
+            i += 1
+
+    async def work(x: int) -> int:
+        nonlocal worst_accepted
+        stats = pool.stats
+        worst_accepted = max(worst_accepted, stats.busy + stats.queued)
+        for _ in range(x % 3):
+            await anyio.lowlevel.checkpoint()
+        return x
+
+    with anyio.fail_after(5):
+        async with (
+            no_leaks(),
+            Pool(max_workers=max_workers, max_pending=max_pending) as pool,
+            aclosing(endless()) as source,
+        ):
+            async for _ in pool.map(work, source, ordered=ordered):
+                yielded += 1
+                stats = pool.stats
+                assert stats.busy + stats.queued <= window
+                assert stats.workers <= max_workers
+                # Accepted (submitted) but not yet handed to this loop.
+                worst_accepted = max(worst_accepted, stats.submitted - yielded)
+                # The feeder may hold one item it has read but not yet submitted.
+                worst_read = max(worst_read, produced - yielded)
+                if yielded == 300:
+                    break
+    assert worst_accepted <= window
+    assert worst_read <= window + 1
+    assert produced < 300 + window + 2
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_break_out_of_map_cancels_the_rest_and_leaks_nothing(ordered: bool) -> None:
+    probe = Probe()
+    read = 0
+
+    async def endless() -> AsyncIterator[int]:
+        nonlocal read
+        i = 0
+        while True:
+            read += 1
+            yield i
+            i += 1
+
+    async def work(i: int) -> int:
+        if i == 0:
+            return i
+        await probe.forever(i)
+        return i  # pragma: no cover
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=3, max_pending=2) as pool, aclosing(endless()) as source:
+            async for value in pool.map(work, source, ordered=ordered):
+                assert value == 0
+                break
+            await anyio.wait_all_tasks_blocked()
+            stats = pool.stats
+            assert (stats.busy, stats.queued) == (0, 0), stats
+            read_after_break = read
+            # The pool is still fine for other work.
+            assert await (await pool.submit(identity, "still open")) == "still open"
+            await anyio.wait_all_tasks_blocked()
+            assert read == read_after_break, "the map kept reading its source after the break"
+    assert probe.started
+    assert sorted(probe.cancelled) == sorted(probe.started)
+    assert_stats_balanced(pool.stats)
+
+
+async def test_map_as_a_context_manager_stops_on_exit_even_when_bound_to_a_name() -> None:
+    probe = Probe()
+
+    async def work(i: int) -> int:
+        if i == 0:
+            return i
+        await probe.forever(i)
+        return i  # pragma: no cover
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            async with pool.map(work, range(100)) as results:
+                async for value in results:
+                    assert value == 0
+                    break
+            await anyio.wait_all_tasks_blocked()
+            assert pool.stats.busy == 0
+    assert probe.started
+    assert sorted(probe.cancelled) == sorted(probe.started)
+
+
+async def test_map_aclose_stops_the_map() -> None:
+    probe = Probe()
+
+    async def work(i: int) -> int:
+        if i == 0:
+            return i
+        await probe.forever(i)
+        return i  # pragma: no cover
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            results = pool.map(work, range(100))
+            assert await results.__anext__() == 0
+            await results.aclose()
+            await anyio.wait_all_tasks_blocked()
+            assert pool.stats.busy == 0
+            with pytest.raises(StopAsyncIteration):
+                await results.__anext__()
+    assert probe.started
+    assert sorted(probe.cancelled) == sorted(probe.started)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_a_failing_job_ends_the_map_with_its_exception(ordered: bool) -> None:
+    probe = Probe()
+
+    async def work(i: int) -> int:
+        if i == 1:
+            await anyio.lowlevel.checkpoint()
+            raise Boom("item 1")
+        if i == 0:
+            return i
+        await probe.forever(i)
+        return i  # pragma: no cover
+
+    values: list[int] = []
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=3, on_error=_handler) as pool:
+            # What raises is the async for loop as a whole.
+            with pytest.raises(Boom, match="item 1"):  # noqa: PT012
+                async for value in pool.map(work, range(10), ordered=ordered):
+                    values.append(value)
+            await anyio.wait_all_tasks_blocked()
+            assert pool.stats.busy == 0  # the map's other jobs were cancelled
+            assert await (await pool.submit(identity, 1)) == 1  # the pool goes on
+    assert values == [0]
+    assert probe.started
+    assert sorted(probe.cancelled) == sorted(probe.started)
+
+
+async def test_a_failing_map_job_also_reaches_the_pool_policy() -> None:
+    async def work(i: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if i == 3:
+            raise Boom("three")
+        return i
+
+    with anyio.fail_after(5), pytest.RaisesGroup(Boom):
+        async with no_leaks(), Pool(max_workers=1, on_error="collect") as pool:
+            with pytest.raises(Boom):
+                async for _ in pool.map(work, range(10)):
+                    pass
+
+
+async def test_an_exception_from_the_items_ends_the_map_after_earlier_values() -> None:
+    def items():
+        yield from range(3)
+        raise KeyError("bad source")
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            values: list[int] = []
+            # What raises is the async for loop as a whole.
+            with pytest.raises(KeyError, match="bad source"):  # noqa: PT012
+                async for value in pool.map(identity, items()):
+                    values.append(value)
+    assert values == [0, 1, 2]
+
+
+async def test_map_on_a_closed_pool_raises_pool_closed() -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as tg:
+            probe = Probe()
+            async with Pool(max_workers=1) as pool:
+                await pool.submit(probe.block)
+                tg.start_soon(pool.close)
+                await anyio.wait_all_tasks_blocked()
+                with pytest.raises(PoolClosed):
+                    pool.map(identity, [1, 2])
+                probe.release.set()
+
+
+async def test_pool_closing_mid_map_ends_the_iteration_with_pool_closed() -> None:
+    values: list[int] = []
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=2) as pool:
+            # What raises is the async for loop as a whole.
+            with pytest.raises(PoolClosed):  # noqa: PT012
+                async for value in pool.map(identity, range(10_000)):
+                    values.append(value)
+                    if len(values) == 5:
+                        tg.start_soon(pool.close)
+    assert 5 <= len(values) < 10_000
+    assert values == list(range(len(values)))  # nothing skipped before the end
+
+
+async def test_map_iterator_has_no_public_constructor() -> None:
+    with pytest.raises(TypeError):
+        MapIterator()  # type: ignore[call-arg]
+
+
+async def test_break_out_of_map_closes_an_async_generator_source() -> None:
+    # The map owns the iteration of its source: when it stops reading early,
+    # the generator's cleanup (closing a cursor, a connection) should run
+    # then, inside the pool, not later from a garbage-collector hook (on trio,
+    # in a system task outside every cancel scope of the caller).
+    cleaned_up: list[str] = []
+
+    async def rows() -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            cleaned_up.append("cursor closed")
+
+    source = rows()
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            async for _ in pool.map(identity, source):
+                break
+    closed_by_the_map = list(cleaned_up)
+    await source.aclose()  # no-op if the map closed it; else spare the GC hook
+    assert closed_by_the_map == ["cursor closed"]

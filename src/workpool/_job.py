@@ -182,6 +182,19 @@ class Job(Generic[T_co]):
 
     # -- used by the pool ----------------------------------------------------
 
+    async def _wait_started(self) -> None:
+        """Wait until a worker takes the job; cancelled meanwhile, the job is cancelled."""
+        if self._waiters is None:
+            assert self._pool is not None
+            assert self._pool._backend is not None
+            self._waiters = self._pool._backend.waiters()
+        try:
+            while self._state == PENDING:
+                await self._waiters.wait()
+        except BaseException:
+            self.cancel()  # the caller gets no handle, so nobody would see it run
+            raise
+
     def _finish(self, state: int, value: Any, exc: BaseException | None) -> None:
         self._state = state
         self._value = value

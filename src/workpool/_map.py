@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
@@ -102,14 +102,31 @@ class _MapState:
 
     async def feed(self) -> None:
         pool = self.pool
+        items = self.items
+        exhausted = False
         try:
             with self.scope:
-                if isinstance(self.items, AsyncIterable):
-                    async for item in self.items:
-                        await self.admit(item)
+                # Room first, then the item: an item is taken from the source
+                # only when it can be accepted at once, so stopping the map
+                # (or closing the pool) never drops one it already took.
+                if isinstance(items, AsyncIterable):
+                    iterator = aiter(items)
+                    while await self.wait_for_room():
+                        try:
+                            item = await anext(iterator)
+                        except StopAsyncIteration:
+                            exhausted = True
+                            break
+                        self.admit(item)
                 else:
-                    for item in self.items:
-                        await self.admit(item)
+                    sync_iterator = iter(items)
+                    while await self.wait_for_room():
+                        try:
+                            item = next(sync_iterator)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        self.admit(item)
         except PoolClosed:
             self.stopped_by_close = True
         except Exception as exc:
@@ -120,31 +137,44 @@ class _MapState:
             pool._intake_scopes.discard(self.scope)
             self.source_done = True
             self.consumer.wake_one()
+            if not exhausted and isinstance(items, AsyncGenerator):
+                # Nobody else will finish a generator that the map stopped
+                # reading; closed here, its cleanup runs inside the pool.
+                with anyio.CancelScope(shield=True):
+                    await items.aclose()
 
-    async def admit(self, item: Any) -> None:
+    async def wait_for_room(self) -> bool:
+        """Wait until the map may take another item; False once the map is closed."""
         pool = self.pool
-        suspended = False
+        waited = False
         if self.in_flight >= self.window:
-            while self.in_flight > self.low_water:
+            waited = True
+            while self.in_flight > self.low_water and not self.closed:
                 await self.feeder_room.wait()
-            suspended = True
         if not self.internal and pool._queued + pool._busy >= pool._capacity:
+            waited = True
             await pool._wait_for_room()
-            suspended = True
-        job = pool._enqueue(self.fn, (item,), self.job_done)
+        if waited:
+            self.yields = 0
+        else:
+            self.yields += 1
+            if self.yields >= _YIELD_EVERY:
+                self.yields = 0
+                await checkpoint()
+        return not self.closed
+
+    def admit(self, item: Any) -> None:
+        job = self.pool._enqueue(self.fn, (item,), self.job_done)
         self.in_flight += 1
         if self.ordered:
             self.pending.append(job)
         else:
             self.running.add(job)
-        if not suspended:
-            self.yields += 1
-            if self.yields >= _YIELD_EVERY:
-                self.yields = 0
-                await checkpoint()
 
     async def next(self) -> Any:
         pool = self.pool
+        if self.closed:
+            raise StopAsyncIteration
         if not self.started:
             self.started = True
             if self.closed:
@@ -290,16 +320,22 @@ async def consume_source(
 
     ticks = 0
 
-    async def admit(item: T) -> None:
+    async def wait_for_room() -> None:
+        # Room first, then the item: an item is taken from the source only
+        # when it can be accepted at once, so closing the pool never drops
+        # one that was already taken.
         nonlocal ticks
         if not internal and pool._queued + pool._busy >= pool._capacity:
             await pool._wait_for_room()
             ticks = 0
+        else:
+            ticks += 1
+            if ticks >= _YIELD_EVERY:
+                ticks = 0
+                await checkpoint()
+
+    def admit(item: T) -> None:
         outstanding.add(pool._enqueue(fn, (item,), job_done))
-        ticks += 1
-        if ticks >= _YIELD_EVERY:
-            ticks = 0
-            await checkpoint()
 
     scope = anyio.CancelScope()
     pool._intake_scopes.add(scope)
@@ -311,6 +347,7 @@ async def consume_source(
                 # take what is already there without one.
                 stream: MemoryObjectReceiveStream[T] = source
                 while True:
+                    await wait_for_room()
                     try:
                         item = stream.receive_nowait()
                     except anyio.WouldBlock:
@@ -321,10 +358,16 @@ async def consume_source(
                         ticks = 0
                     except (anyio.EndOfStream, anyio.ClosedResourceError):
                         break
-                    await admit(item)
+                    admit(item)
             else:
-                async for item in source:
-                    await admit(item)
+                iterator = aiter(source)
+                while True:
+                    await wait_for_room()
+                    try:
+                        item = await anext(iterator)
+                    except StopAsyncIteration:
+                        break
+                    admit(item)
     except PoolClosed:
         if pool._cancel_called:
             _cancel_all(outstanding)

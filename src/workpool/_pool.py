@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import weakref
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from contextvars import Context, copy_context
@@ -127,9 +128,15 @@ class Pool:
         self._max_pending = pending
         # Jobs accepted but not finished; None stands for "no bound".
         self._capacity: float = self._max_workers + pending if pending is not None else float("inf")
-        if on_error not in ("cancel", "collect") and not callable(on_error):
-            raise ValueError(
-                f"on_error must be 'cancel', 'collect' or a callable (job, exc) -> None, got {on_error!r}"
+        if isinstance(on_error, str):
+            if on_error not in ("cancel", "collect"):
+                raise ValueError(
+                    f"on_error must be 'cancel', 'collect' or a callable (job, exc) -> None, got {on_error!r}"
+                )
+        elif not callable(on_error):
+            raise TypeError(
+                f"on_error must be 'cancel', 'collect' or a callable (job, exc) -> None, "
+                f"got {type(on_error).__name__} {on_error!r}"
             )
         self._on_error = on_error
         self._error_handler: Callable[[Job[Any], Exception], object] | None = (
@@ -157,17 +164,15 @@ class Pool:
         self._busy = 0
         self._queued = 0
         self._submitted = 0
-        # The last function that passed check_async_callable: a producer
-        # submits the same function over and over.
-        self._last_fn: object = None
+        # The last function that passed check_async_callable (a producer
+        # submits the same one over and over); weakly, so that a closure or
+        # partial and what it carries do not outlive their last job.
+        self._last_fn: Callable[[], object] = _no_fn
         self._idle_count = 0  # workers parked in _idle_workers
         self._room_wanted = 0  # producers parked in _room_waiters
         self._completed = 0
         self._failed = 0
         self._cancelled = 0
-        # Producers waiting for room are woken when this many slots are
-        # free, so a producer refills in batches instead of parking per job.
-        self._room_batch = 1 if pending is None else max(1, min(pending // 2, 64))
 
     def __repr__(self) -> str:
         state = ("new", "open", "closing", "exited")[self._state]
@@ -224,17 +229,21 @@ class Pool:
             raised = error
         finally:
             self._state = _EXITED
-            self._last_fn = None
+            self._last_fn = _no_fn
             self._cancel_queued()
             if self._drained is not None:
                 self._drained.set()
 
+        # A failure that the body also received (it awaited the job) is
+        # reported once, as a failure: the block raises a group of failures
+        # whether or not someone awaited them.
+        failure_ids = {id(e) for e in self._failures}
+        if body_error is not None and failure_ids:
+            body_error = _without(body_error, lambda e: id(e) in failure_ids)
         errors: list[BaseException] = []
         if body_error is not None:
             errors.append(body_error)
-        # A failure the body also received (it awaited the job) is reported once.
-        seen = {id(e) for e in _leaves(body_error)}
-        errors.extend(e for e in self._failures if id(e) not in seen)
+        errors.extend(self._failures)
         self._failures = []
         rest = _without_cancellations(raised, cancelled_exc) if raised is not None else None
         if rest is not None:
@@ -333,8 +342,13 @@ class Pool:
         for room (that could deadlock a pool whose every worker is
         submitting); it is accepted over the bound.
 
+        With ``max_pending=0`` it returns only once a worker has taken the
+        job, like a send on an unbuffered channel.
+
         Cancellation: this is a cancellation point.  If it is cancelled while
-        waiting for room, nothing was submitted.
+        waiting for room, nothing was submitted; if it is cancelled while
+        waiting for a worker to take the job (``max_pending=0``), the job is
+        cancelled.
 
         Raises:
             TypeError: `fn` is not an async function, or a coroutine object
@@ -343,9 +357,9 @@ class Pool:
                 while waiting for room.
             RuntimeError: the pool was not opened with ``async with``.
         """
-        if fn is not self._last_fn:
+        if self._last_fn() is not fn:
             check_async_callable(fn, "Pool.submit")
-            self._last_fn = fn
+            self._remember_fn(fn)
         backend = self._backend
         if backend is None:
             self._check_entered("submit")
@@ -358,7 +372,11 @@ class Pool:
         if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
             await self._wait_for_room()
-        return self._enqueue(fn, args, None)
+        job = self._enqueue(fn, args, None)
+        if self._max_pending == 0 and job._state == PENDING and not self._is_own_job():
+            # A rendezvous: return once a worker has taken the job.
+            await job._wait_started()
+        return job
 
     def submit_nowait(
         self, fn: Callable[[Unpack[PosArgsT]], Awaitable[T]], *args: Unpack[PosArgsT]
@@ -377,9 +395,9 @@ class Pool:
             PoolClosed: the pool is closed or cancelled.
             RuntimeError: the pool was not opened with ``async with``.
         """
-        if fn is not self._last_fn:
+        if self._last_fn() is not fn:
             check_async_callable(fn, "Pool.submit_nowait")
-            self._last_fn = fn
+            self._remember_fn(fn)
         if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
             raise PoolFull(
@@ -461,6 +479,12 @@ class Pool:
 
     # -- internals shared with map and consume -------------------------------
 
+    def _remember_fn(self, fn: object) -> None:
+        try:
+            self._last_fn = weakref.ref(fn)
+        except TypeError:  # no weak references: checked on every call
+            self._last_fn = _no_fn
+
     def _check_entered(self, what: str) -> None:
         if self._state == _NEW:
             raise RuntimeError(f"Pool.{what}() needs an open pool: use 'async with Pool(...) as pool:'")
@@ -536,10 +560,13 @@ class Pool:
         self._cancel_called = True
         if self._state == _OPEN:
             self._state = _CLOSING
-        self._cancel_queued()
-        self._close_intake()
+        # The scope first: a task of the block that waits on a queued job or
+        # for room must wake with the cancellation, not with the JobCancelled
+        # or PoolClosed that the next two lines deliver.
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
+        self._cancel_queued()
+        self._close_intake()
 
     def _cancel_queued(self) -> None:
         queue = self._queue
@@ -562,6 +589,11 @@ class Pool:
         queue = self._queue
         idle = self._idle_workers
         streak = 0
+        job: Job[Any] | None = None
+        fn: Any = None
+        args: Any = None
+        ctx: Context | None = None
+        value: Any = None
         try:
             while True:
                 # Job.cancel() cancels this scope; the worker then opens a
@@ -576,6 +608,9 @@ class Pool:
                                 # new worker on demand.
                                 return
                             streak = 0
+                            # An idle worker must not keep its last job (and
+                            # the job's arguments and value) alive.
+                            job = fn = args = ctx = value = None
                             self._idle_count += 1
                             try:
                                 await idle.wait()
@@ -589,6 +624,8 @@ class Pool:
                         self._busy += 1
                         job._state = RUNNING
                         job._scope = scope
+                        if job._waiters is not None:
+                            job._waiters.wake_all()  # a rendezvous submit waits for this
                         fn, args, ctx = job._fn, job._args, job._ctx
                         assert ctx is not None
                         assert args is not None
@@ -606,8 +643,7 @@ class Pool:
                                     suspended = True
                                     value = await resume_in_context(ctx, coro, yielded)
                             else:
-                                suspended = True
-                                value = await self._run_with_timeout(job, ctx, fn, args, timeout)
+                                value, suspended = await self._run_with_timeout(job, ctx, fn, args, timeout)
                         except cancelled_exc:
                             self._cancelled += 1
                             job._finish(CANCELLED, None, None)
@@ -627,10 +663,10 @@ class Pool:
                             job._finish(SUCCEEDED, value, None)
                         finally:
                             self._busy -= 1
-                            if (
-                                self._room_wanted
-                                and self._queued + self._busy + self._room_batch <= self._capacity
-                            ):
+                            if self._room_wanted:
+                                # Any free slot wakes a producer: waiting for a
+                                # batch of them could deadlock jobs that wait
+                                # on that producer (tests/test_submit.py).
                                 self._room_waiters.wake_one()
                         if scope.cancel_called:
                             break
@@ -647,13 +683,14 @@ class Pool:
 
     async def _run_with_timeout(
         self, job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...], seconds: float
-    ) -> Any:
+    ) -> tuple[Any, bool]:
+        """Run a job under ``job_timeout``; return its value and whether it suspended."""
         with anyio.CancelScope(deadline=anyio.current_time() + seconds):
             try:
                 coro, yielded = ctx.run(_first_step, job, fn, args)
             except StopIteration as stop:
-                return stop.value
-            return await resume_in_context(ctx, coro, yielded)
+                return stop.value, False
+            return await resume_in_context(ctx, coro, yielded), True
         # Only reached when the deadline cancelled the job.
         raise TimeoutError(f"{job!r} timed out after {seconds:g} s (job_timeout)")
 
@@ -669,6 +706,13 @@ class Pool:
             except Exception as handler_exc:
                 self._failures.append(handler_exc)
                 self._cancel_all()
+
+
+_NOTHING = object()
+
+
+def _no_fn() -> object:
+    return _NOTHING
 
 
 def _first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
@@ -696,25 +740,21 @@ def _first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) ->
     return coro, yielded
 
 
-def _without_cancellations(exc: BaseException, cancelled_exc: type[BaseException]) -> BaseException | None:
-    """`exc` minus the event loop's cancellations, or None if that is all it was."""
+def _without(exc: BaseException, drop: Callable[[BaseException], bool]) -> BaseException | None:
+    """`exc` minus the exceptions (or group members) that `drop` selects; None if nothing is left."""
     whole: BaseException = exc
-    if isinstance(exc, cancelled_exc):
+    if drop(exc):
         return None
     split: Any = getattr(exc, "split", None)
     if not isinstance(exc, BaseExceptionGroup) or split is None:
         return whole
-    rest: BaseException | None = split(cancelled_exc)[1]
+    rest: BaseException | None = split(drop)[1]
     return rest
 
 
-def _leaves(exc: BaseException | None) -> list[BaseException]:
-    if exc is None:
-        return []
-    members: Any = getattr(exc, "exceptions", None)
-    if isinstance(exc, BaseExceptionGroup) and members is not None:
-        return [leaf for member in members for leaf in _leaves(member)]
-    return [exc]
+def _without_cancellations(exc: BaseException, cancelled_exc: type[BaseException]) -> BaseException | None:
+    """`exc` minus the event loop's cancellations, or None if that is all it was."""
+    return _without(exc, lambda e: isinstance(e, cancelled_exc))
 
 
 def _is_async_iterable(source: object) -> bool:

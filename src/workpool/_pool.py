@@ -338,9 +338,11 @@ class Pool:
         Pass keyword arguments with `functools.partial`.  Jobs run in no
         particular order, though a free worker takes the oldest queued job.
 
-        A job submitted from inside one of the pool's own jobs never waits
-        for room (that could deadlock a pool whose every worker is
-        submitting); it is accepted over the bound.
+        A job submitted from inside one of the pool's own jobs (or from a
+        task such a job started) never waits for room, since that could
+        deadlock a pool whose every worker is submitting: it is accepted over
+        the bound, and also while the pool is closing, so a job can finish
+        fanning out.
 
         With ``max_pending=0`` it returns only once a worker has taken the
         job, like a send on an unbuffered channel.
@@ -456,7 +458,10 @@ class Pool:
         to the pool's ``on_error`` policy.
 
         If the pool is closed meanwhile, it stops taking items (the rest stay
-        in the source) and returns after the jobs it started.
+        in the source) and returns after the jobs it started.  An item is
+        taken only when the pool has room for it, so none is ever dropped.
+        `source` stays open: closing it is the caller's business, as with any
+        stream it owns.
 
         Cancellation: cancelling the caller stops taking items and cancels
         the jobs this call started.

@@ -33,6 +33,11 @@ class Backend:
     cancel_pending: Callable[[], bool]
     #: Makes an empty queue of parked tasks; call it inside the event loop.
     waiters: Callable[[], Waiters]
+    #: The event loop's clock, in seconds (what anyio.current_time() returns;
+    #: virtual under trio's MockClock).
+    clock: Callable[[], float]
+    #: The running task object (asyncio.Task or trio.lowlevel.Task).
+    current_task: Callable[[], object]
 
 
 def _asyncio_cancel_pending() -> Callable[[], bool] | None:
@@ -111,7 +116,23 @@ def current_backend() -> Backend:
     exc = anyio.get_cancelled_exc_class()
     if exc is asyncio.CancelledError:
         pending = _asyncio_cancel_pending() or _always
-        return Backend("asyncio", exc, anyio.lowlevel.checkpoint_if_cancelled, pending, AsyncioWaiters)
+        return Backend(
+            "asyncio",
+            exc,
+            anyio.lowlevel.checkpoint_if_cancelled,
+            pending,
+            AsyncioWaiters,
+            asyncio.get_running_loop().time,
+            asyncio.current_task,
+        )
     import trio  # the only other backend anyio supports
 
-    return Backend("trio", exc, trio.lowlevel.checkpoint_if_cancelled, _trio_cancel_pending(), TrioWaiters)
+    return Backend(
+        "trio",
+        exc,
+        trio.lowlevel.checkpoint_if_cancelled,
+        _trio_cancel_pending(),
+        TrioWaiters,
+        trio.current_time,
+        trio.lowlevel.current_task,
+    )

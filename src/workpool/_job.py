@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
 import anyio
 from anyio.lowlevel import checkpoint
@@ -15,7 +16,10 @@ from ._waiters import Waiters
 if TYPE_CHECKING:
     from ._pool import Pool
 
-__all__ = ["Job"]
+__all__ = ["Job", "Site"]
+
+#: Where a job was submitted: the calling function's code object and line.
+Site = tuple[CodeType, int]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -30,16 +34,10 @@ CANCELLED = 4
 _STATE_NAMES = ("pending", "running", "succeeded", "failed", "cancelled")
 
 
-# Only the pool creates jobs.  A metaclass would say so more elegantly but
-# costs more than half a microsecond per job; a private token costs nothing.
-_PRIVATE = object()
-
-
-def _no_public_constructor(cls: type[object], token: object) -> None:
-    if token is not _PRIVATE:
-        raise TypeError(
-            f"{cls.__module__}.{cls.__qualname__} has no public constructor; it is created by workpool.Pool"
-        )
+def _no_public_constructor(cls: type[object]) -> NoReturn:
+    raise TypeError(
+        f"{cls.__module__}.{cls.__qualname__} has no public constructor; it is created by workpool.Pool"
+    )
 
 
 @final
@@ -64,35 +62,35 @@ class Job(Generic[T_co]):
         "_fn",
         "_on_done",
         "_pool",
+        "_queued_at",
         "_scope",
+        "_site",
+        "_started_at",
         "_state",
         "_value",
         "_waiters",
     )
 
-    def __init__(
-        self,
-        token: object,
-        pool: Pool,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        ctx: Context,
-        on_done: Callable[[Job[Any]], None] | None,
-    ) -> None:
-        if token is not _PRIVATE:
-            _no_public_constructor(Job, token)
-        self._pool: Pool | None = pool
-        self._fn = fn
-        self._args: tuple[Any, ...] | None = args
-        self._ctx: Context | None = ctx
-        self._on_done = on_done
-        self._state = PENDING
-        self._value: Any = None
-        self._exc: BaseException | None = None
-        self._waiters: Waiters | None = None
-        # The worker's cancel scope while the job runs; cancelling it cancels the job.
-        self._scope: anyio.CancelScope | None = None
-        self._cancel_requested = False
+    _pool: Pool | None
+    _fn: Callable[..., Any]
+    _args: tuple[Any, ...] | None
+    _ctx: Context | None
+    _on_done: Callable[[Job[Any]], None] | None
+    _state: int
+    _value: Any
+    _exc: BaseException | None
+    _waiters: Waiters | None
+    # The worker's cancel scope while the job runs; cancelling it cancels the job.
+    _scope: anyio.CancelScope | None
+    _cancel_requested: bool
+    # Where the job was submitted, and when it was queued and started (event
+    # loop clock), for task dumps and the stall watchdog.
+    _site: Site | None
+    _queued_at: float
+    _started_at: float | None
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        _no_public_constructor(Job)
 
     def __repr__(self) -> str:
         name = getattr(self._fn, "__qualname__", None) or repr(self._fn)
@@ -210,3 +208,40 @@ class Job(Generic[T_co]):
         if on_done is not None:
             self._on_done = None
             on_done(self)
+
+
+_new = object.__new__
+_JobClass: Any = Job
+
+
+def new_job(
+    pool: Pool,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    ctx: Context,
+    on_done: Callable[[Job[Any]], None] | None,
+    site: Site | None,
+    queued_at: float,
+) -> Job[Any]:
+    """Make a queued job; only the pool calls this.
+
+    Assigns the slots directly instead of going through a constructor that
+    checks a private token: it runs once per job, and this is the cheapest
+    way Python has to build an object.
+    """
+    job: Job[Any] = _new(_JobClass)
+    job._pool = pool
+    job._fn = fn
+    job._args = args
+    job._ctx = ctx
+    job._on_done = on_done
+    job._state = PENDING
+    job._value = None
+    job._exc = None
+    job._waiters = None
+    job._scope = None
+    job._cancel_requested = False
+    job._site = site
+    job._queued_at = queued_at
+    job._started_at = None
+    return job

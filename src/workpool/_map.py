@@ -12,7 +12,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from typing_extensions import Self
 
 from ._errors import PoolClosed
-from ._job import SUCCEEDED, Job, _no_public_constructor
+from ._job import SUCCEEDED, Job, Site, _no_public_constructor
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -51,6 +51,7 @@ class _MapState:
         "ready",
         "running",
         "scope",
+        "site",
         "source_done",
         "source_exc",
         "started",
@@ -66,8 +67,10 @@ class _MapState:
         items: Iterable[Any] | AsyncIterable[Any],
         ordered: bool,
         window: int,
+        site: Site,
     ) -> None:
         self.pool = pool
+        self.site = site
         self.fn = fn
         self.items = items
         self.ordered = ordered
@@ -164,7 +167,7 @@ class _MapState:
         return not self.closed
 
     def admit(self, item: Any) -> None:
-        job = self.pool._enqueue(self.fn, (item,), self.job_done)
+        job = self.pool._enqueue(self.fn, (item,), self.job_done, self.site)
         self.in_flight += 1
         if self.ordered:
             self.pending.append(job)
@@ -244,18 +247,24 @@ class MapIterator(Generic[T_co]):
     """
 
     __slots__ = ("_state",)
+    _state: _MapState
 
-    def __init__(
-        self,
-        token: object,
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        _no_public_constructor(MapIterator)
+
+    @classmethod
+    def _new(
+        cls,
         pool: Pool,
         fn: Callable[[Any], Awaitable[Any]],
         items: Iterable[Any] | AsyncIterable[Any],
         ordered: bool,
         window: int,
-    ) -> None:
-        _no_public_constructor(MapIterator, token)
-        self._state = _MapState(pool, fn, items, ordered, window)
+        site: Site,
+    ) -> MapIterator[Any]:
+        self: MapIterator[Any] = object.__new__(cls)
+        self._state = _MapState(pool, fn, items, ordered, window, site)
+        return self
 
     def __aiter__(self) -> Self:
         return self
@@ -304,6 +313,7 @@ async def consume_source(
     pool: Pool,
     source: AsyncIterable[T],
     fn: Callable[[T], Awaitable[object]],
+    site: Site,
 ) -> None:
     """The body of `Pool.consume`, which has already checked its arguments."""
     assert pool._backend is not None
@@ -335,7 +345,7 @@ async def consume_source(
                 await checkpoint()
 
     def admit(item: T) -> None:
-        outstanding.add(pool._enqueue(fn, (item,), job_done))
+        outstanding.add(pool._enqueue(fn, (item,), job_done, site))
 
     scope = anyio.CancelScope()
     pool._intake_scopes.add(scope)

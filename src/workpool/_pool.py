@@ -18,7 +18,7 @@ from typing_extensions import Self, TypeVarTuple, Unpack
 from ._backend import Backend, current_backend
 from ._context import current_job, resume_in_context
 from ._errors import PoolClosed, PoolFull
-from ._job import _PRIVATE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job
+from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, Site, new_job
 from ._map import MapIterator, consume_source
 from ._stats import PoolStats
 from ._validate import (
@@ -155,6 +155,9 @@ class Pool:
         self._idle_workers: Waiters = _NO_WAITERS
         self._room_waiters: Waiters = _NO_WAITERS
         self._drained: anyio.Event | None = None
+        self._clock: Callable[[], float] = _no_clock
+        # Worker task -> what it is doing; read by task dumps (workpool.dump_tasks).
+        self._worker_info: dict[object, WorkerInfo] = {}
         # Cancel scopes of map feeders and consume loops, cancelled on close.
         self._intake_scopes: set[anyio.CancelScope] = set()
         self._failures: list[BaseException] = []
@@ -192,6 +195,7 @@ class Pool:
         if self._state != _NEW:
             raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
         self._backend = backend = current_backend()
+        self._clock = backend.clock
         self._idle_workers = backend.waiters()
         self._room_waiters = backend.waiters()
         tg = anyio.create_task_group()
@@ -374,7 +378,7 @@ class Pool:
         if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
             await self._wait_for_room()
-        job = self._enqueue(fn, args, None)
+        job = self._enqueue(fn, args, None, _caller_site())
         if self._max_pending == 0 and job._state == PENDING and not self._is_own_job():
             # A rendezvous: return once a worker has taken the job.
             await job._wait_started()
@@ -406,7 +410,7 @@ class Pool:
                 f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
                 "use 'await pool.submit(...)' to wait for room"
             )
-        return self._enqueue(fn, args, None)
+        return self._enqueue(fn, args, None, _caller_site())
 
     def map(
         self,
@@ -441,7 +445,8 @@ class Pool:
         if not self._is_own_job():
             self._check_intake()
         pending = self._max_pending if self._max_pending is not None else self._max_workers
-        return MapIterator(_PRIVATE, self, fn, items, ordered, self._max_workers + pending)
+        window = self._max_workers + pending
+        return MapIterator._new(self, fn, items, ordered, window, _caller_site())
 
     async def consume(
         self,
@@ -480,7 +485,7 @@ class Pool:
             )
         if not self._is_own_job():
             self._check_intake()
-        await consume_source(self, source, fn)
+        await consume_source(self, source, fn, _caller_site())
 
     # -- internals shared with map and consume -------------------------------
 
@@ -525,15 +530,16 @@ class Pool:
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         on_done: Callable[[Job[Any]], None] | None,
+        site: Site | None,
     ) -> Job[Any]:
         if self._cancel_called or self._state == _EXITED:
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
-        job: Job[Any] = Job(_PRIVATE, self, fn, args, copy_context(), on_done)
+        job = new_job(self, fn, args, copy_context(), on_done, site, self._clock())
         self._queue.append(job)
         self._queued += 1
         self._submitted += 1
         if (not self._idle_count or not self._idle_workers.wake_one()) and self._workers < self._max_workers:
-            self._spawn_worker()
+            self._spawn_worker(site)
         return job
 
     def _forget_queued(self, job: Job[Any]) -> None:
@@ -544,11 +550,11 @@ class Pool:
         self._room_waiters.wake_one()
         self._maybe_drained()
 
-    def _spawn_worker(self) -> None:
+    def _spawn_worker(self, site: Site | None) -> None:
         assert self._tg is not None
         self._workers += 1
         self._worker_seq += 1
-        self._tg.start_soon(self._worker, name=f"{self._name}-worker-{self._worker_seq}")
+        self._tg.start_soon(self._worker, site, name=f"{self._name}-worker-{self._worker_seq}")
 
     def _close_intake(self) -> None:
         if self._state == _OPEN:
@@ -587,9 +593,15 @@ class Pool:
 
     # -- workers -------------------------------------------------------------
 
-    async def _worker(self) -> None:
+    async def _worker(self, site: Site | None) -> None:
         assert self._backend is not None
         cancelled_exc = self._backend.cancelled_exc
+        clock = self._clock
+        # What a task dump shows for this worker: its current job, since
+        # when it has been idle, and the submit call that started it.
+        info = WorkerInfo(site)
+        task = self._backend.current_task()
+        self._worker_info[task] = info
         timeout = self._job_timeout
         queue = self._queue
         idle = self._idle_workers
@@ -616,11 +628,14 @@ class Pool:
                             # An idle worker must not keep its last job (and
                             # the job's arguments and value) alive.
                             job = fn = args = ctx = value = None
+                            info.job = None
+                            info.idle_since = clock()
                             self._idle_count += 1
                             try:
                                 await idle.wait()
                             finally:
                                 self._idle_count -= 1
+                                info.idle_since = None
                             continue
                         job = queue.popleft()
                         if job._state != PENDING:
@@ -629,6 +644,8 @@ class Pool:
                         self._busy += 1
                         job._state = RUNNING
                         job._scope = scope
+                        job._started_at = clock()
+                        info.job = job
                         if job._waiters is not None:
                             job._waiters.wake_all()  # a rendezvous submit waits for this
                         fn, args, ctx = job._fn, job._args, job._ctx
@@ -683,6 +700,7 @@ class Pool:
                                 streak = 0
                                 await checkpoint()
         finally:
+            del self._worker_info[task]
             self._workers -= 1
             self._maybe_drained()
 
@@ -714,6 +732,27 @@ class Pool:
 
 
 _NOTHING = object()
+
+
+def _no_clock() -> float:
+    raise RuntimeError("the pool is not open")
+
+
+def _caller_site(depth: int = 2) -> Site:
+    """The code and line that called the public method calling this."""
+    frame = sys._getframe(depth)
+    return frame.f_code, frame.f_lineno
+
+
+class WorkerInfo:
+    """What one worker task is doing, for task dumps and the stall watchdog."""
+
+    __slots__ = ("idle_since", "job", "site")
+
+    def __init__(self, site: Site | None) -> None:
+        self.site = site
+        self.job: Job[Any] | None = None
+        self.idle_since: float | None = None
 
 
 def _no_fn() -> object:

@@ -16,6 +16,7 @@ import pytest
 import workpool
 
 EXPECTED_ALL = (
+    "AckingSource",
     "ErrorPolicy",
     "Job",
     "JobCancelled",

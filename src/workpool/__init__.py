@@ -12,12 +12,14 @@ from ._errors import PoolClosed as PoolClosed
 from ._errors import PoolFull as PoolFull
 from ._errors import WorkpoolError as WorkpoolError
 from ._job import Job as Job
+from ._map import AckingSource as AckingSource
 from ._map import MapIterator as MapIterator
 from ._pool import ErrorPolicy as ErrorPolicy
 from ._pool import Pool as Pool
 from ._stats import PoolStats as PoolStats
 
 __all__ = (
+    "AckingSource",
     "ErrorPolicy",
     "Job",
     "JobCancelled",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final, runtime_checkable
 
 import anyio
 from anyio.lowlevel import checkpoint
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from ._pool import Pool
 
-__all__ = ["MapIterator", "consume_source"]
+__all__ = ["AckingSource", "MapIterator", "consume_source"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -344,8 +344,15 @@ async def consume_source(
                 ticks = 0
                 await checkpoint()
 
-    def admit(item: T) -> None:
-        outstanding.add(pool._enqueue(fn, (item,), job_done, site))
+    if isinstance(source, AckingSource):
+        acking: AckingSource[T] = source
+
+        def admit(item: T) -> None:
+            outstanding.add(pool._enqueue(_run_and_ack, (fn, acking, item), job_done, site))
+    else:
+
+        def admit(item: T) -> None:
+            outstanding.add(pool._enqueue(fn, (item,), job_done, site))
 
     scope = anyio.CancelScope()
     pool._intake_scopes.add(scope)
@@ -400,6 +407,38 @@ async def consume_source(
         raise source_exc
     if pool._cancel_called:
         raise PoolClosed(f"workpool.Pool {pool.name!r} was cancelled while consume() was running")
+
+
+@runtime_checkable
+class AckingSource(Protocol[T_co]):
+    """A source that wants to know how each of its items ended, for `Pool.consume`.
+
+    A job queue with at-least-once delivery implements it: `Pool.consume`
+    runs ``fn(item)`` for each item and then awaits ``ack(item)`` if the
+    job returned, or ``nack(item, error)`` if it raised an exception.  A job
+    that was cancelled gets neither, so its item stays unacknowledged and the
+    queue delivers it again.  Both run inside the job, so they count towards
+    its time and its ``job_timeout``; an exception they raise fails the job.
+    """
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    async def ack(self, item: Any, /) -> None:
+        """The job for `item` succeeded."""
+        ...
+
+    async def nack(self, item: Any, error: Exception, /) -> None:
+        """The job for `item` raised `error`."""
+        ...
+
+
+async def _run_and_ack(fn: Callable[[T], Awaitable[object]], source: AckingSource[T], item: T) -> None:
+    try:
+        await fn(item)
+    except Exception as error:
+        await source.nack(item, error)
+        raise
+    await source.ack(item)
 
 
 def _cancel_all(jobs: set[Job[Any]]) -> None:

@@ -462,6 +462,9 @@ class Pool:
         exhausted and every job it started has finished; their failures go
         to the pool's ``on_error`` policy.
 
+        If `source` is an `AckingSource`, each item is acknowledged after its
+        job succeeded (see there): at-least-once delivery from a job queue.
+
         If the pool is closed meanwhile, it stops taking items (the rest stay
         in the source) and returns after the jobs it started.  An item is
         taken only when the pool has room for it, so none is ever dropped.

@@ -21,11 +21,16 @@ EXPECTED_ALL = (
     "Job",
     "JobCancelled",
     "MapIterator",
+    "PeriodicJob",
     "Pool",
     "PoolClosed",
     "PoolFull",
     "PoolStats",
+    "Retry",
+    "ShutdownReport",
     "WorkpoolError",
+    "shutdown_on_signals",
+    "ticker",
 )
 
 PACKAGE_DIR = pathlib.Path(workpool.__file__).parent

@@ -75,4 +75,6 @@ async def test_stats_is_an_immutable_snapshot() -> None:
         "completed",
         "failed",
         "cancelled",
+        "retries",
+        "stalled",
     }

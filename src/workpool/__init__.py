@@ -14,9 +14,14 @@ from ._errors import WorkpoolError as WorkpoolError
 from ._job import Job as Job
 from ._map import AckingSource as AckingSource
 from ._map import MapIterator as MapIterator
+from ._periodic import PeriodicJob as PeriodicJob
+from ._periodic import ticker as ticker
 from ._pool import ErrorPolicy as ErrorPolicy
 from ._pool import Pool as Pool
+from ._retry import Retry as Retry
+from ._signals import shutdown_on_signals as shutdown_on_signals
 from ._stats import PoolStats as PoolStats
+from ._stats import ShutdownReport as ShutdownReport
 
 __all__ = (
     "AckingSource",
@@ -24,11 +29,16 @@ __all__ = (
     "Job",
     "JobCancelled",
     "MapIterator",
+    "PeriodicJob",
     "Pool",
     "PoolClosed",
     "PoolFull",
     "PoolStats",
+    "Retry",
+    "ShutdownReport",
     "WorkpoolError",
+    "shutdown_on_signals",
+    "ticker",
 )
 
 __version__ = "0.1.0"

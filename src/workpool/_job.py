@@ -57,6 +57,7 @@ class Job(Generic[T_co]):
         "__weakref__",
         "_args",
         "_cancel_requested",
+        "_coro",
         "_ctx",
         "_exc",
         "_fn",
@@ -83,6 +84,8 @@ class Job(Generic[T_co]):
     # The worker's cancel scope while the job runs; cancelling it cancels the job.
     _scope: anyio.CancelScope | None
     _cancel_requested: bool
+    # The job's coroutine while it is suspended (for stall reports and task dumps).
+    _coro: Any
     # Where the job was submitted, and when it was queued and started (event
     # loop clock), for task dumps and the stall watchdog.
     _site: Site | None
@@ -164,9 +167,13 @@ class Job(Generic[T_co]):
         return self._wait_result().__await__()
 
     async def _wait_result(self) -> T_co:
-        # Awaiting is always a checkpoint, even when the job is already done,
-        # so a loop of ``await job`` cannot starve other tasks.  Cancelling the
-        # awaiting task does not cancel the job: the waiter does not own it.
+        await self._wait_done()
+        return self.result()
+
+    async def _wait_done(self) -> None:
+        # Always a checkpoint, even when the job is already done, so a loop
+        # of ``await job`` cannot starve other tasks.  Cancelling the waiting
+        # task does not cancel the job: the waiter does not own it.
         if self._state < SUCCEEDED:
             if self._waiters is None:
                 assert self._pool is not None
@@ -176,7 +183,6 @@ class Job(Generic[T_co]):
                 await self._waiters.wait()
         else:
             await checkpoint()
-        return self.result()
 
     # -- used by the pool ----------------------------------------------------
 
@@ -200,7 +206,7 @@ class Job(Generic[T_co]):
         # Drop what the job no longer needs, so a finished job held by a
         # caller does not keep its arguments, context or pool alive (the
         # function stays, for repr and task dumps).
-        self._args = self._ctx = None
+        self._args = self._ctx = self._coro = None
         self._pool = self._scope = None
         if self._waiters is not None:
             self._waiters.wake_all()
@@ -241,6 +247,7 @@ def new_job(
     job._waiters = None
     job._scope = None
     job._cancel_requested = False
+    job._coro = None
     job._site = site
     job._queued_at = queued_at
     job._started_at = None

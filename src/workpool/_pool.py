@@ -20,10 +20,15 @@ from ._context import current_job, resume_in_context
 from ._errors import PoolClosed, PoolFull
 from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, Site, new_job
 from ._map import MapIterator, consume_source
-from ._stats import PoolStats
+from ._periodic import PeriodicJob, check_interval, check_jitter
+from ._ratelimit import RateLimit
+from ._retry import Retry
+from ._stall import watch_stalls
+from ._stats import PoolStats, ShutdownReport
 from ._validate import (
     check_async_callable,
     check_bool,
+    check_grace,
     check_optional_timeout,
     check_pending,
     check_positive_int,
@@ -121,6 +126,10 @@ class Pool:
         max_pending: int | None = 1000,
         on_error: ErrorPolicy = "cancel",
         job_timeout: float | None = None,
+        retry: Retry | None = None,
+        max_per_second: float | None = None,
+        stall_after: float | None = None,
+        shutdown_grace: float | None = None,
         name: str = "workpool",
     ) -> None:
         self._max_workers = check_positive_int(max_workers, "max_workers")
@@ -143,6 +152,15 @@ class Pool:
             None if isinstance(on_error, str) else on_error
         )
         self._job_timeout = check_optional_timeout(job_timeout, "job_timeout")
+        if retry is not None and not _is_retry(retry):
+            raise TypeError(f"retry must be a workpool.Retry or None, got {type(retry).__name__} {retry!r}")
+        self._retry = retry
+        self._max_per_second = check_optional_timeout(max_per_second, "max_per_second")
+        self._rate: RateLimit | None = None
+        self._stall_after = check_optional_timeout(stall_after, "stall_after")
+        self._shutdown_grace = check_optional_timeout(shutdown_grace, "shutdown_grace")
+        # Jobs with none of these options run on the worker's fast path.
+        self._plain = job_timeout is None and retry is None and max_per_second is None
         self._name = check_str(name, "name")
 
         self._state = _NEW
@@ -176,6 +194,11 @@ class Pool:
         self._completed = 0
         self._failed = 0
         self._cancelled = 0
+        self._retries = 0
+        self._stalled = 0
+        # Background tasks of the pool itself (the stall watchdog, signal
+        # listeners): they stop once a closing pool has drained.
+        self._service_scopes: set[anyio.CancelScope] = set()
 
     def __repr__(self) -> str:
         state = ("new", "open", "closing", "exited")[self._state]
@@ -198,10 +221,14 @@ class Pool:
         self._clock = backend.clock
         self._idle_workers = backend.waiters()
         self._room_waiters = backend.waiters()
+        if self._max_per_second is not None:
+            self._rate = RateLimit(self._max_per_second, backend.clock)
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
         self._state = _OPEN
+        if self._stall_after is not None:
+            self._start_service(watch_stalls, self, self._stall_after, name=f"{self._name}-stall-watchdog")
         return self
 
     async def __aexit__(
@@ -218,6 +245,13 @@ class Pool:
         # them together with its error).
         body_error = _without_cancellations(exc, cancelled_exc) if exc is not None else None
         if exc is None:
+            if self._shutdown_grace is not None and not self._cancel_called:
+                try:
+                    await self.shutdown(self._shutdown_grace)
+                except BaseException as error:  # cancelled from outside while draining
+                    exc_type, exc, tb = type(error), error, error.__traceback__
+                    body_error = _without_cancellations(error, cancelled_exc)
+                    self._cancel_all()
             self._close_intake()
         else:
             self._cancel_all()
@@ -286,12 +320,96 @@ class Pool:
                 "call pool.cancel() to stop the pool, or close it from outside"
             )
         self._close_intake()
-        if self._workers or self._queued:
-            if self._drained is None:
-                self._drained = anyio.Event()
-            await self._drained.wait()
-        else:
-            await checkpoint()
+        await self._wait_drained()
+
+    async def shutdown(self, grace: float) -> ShutdownReport:
+        """Close the pool, give its jobs `grace` seconds to finish, then cancel the rest.
+
+        Intake stops as with `close`; queued and running jobs then have at
+        most `grace` seconds to finish.  Whatever is left is cancelled (not
+        the pool's block itself, which goes on), and this waits for those jobs
+        to end; a job that ignores its cancellation is still waited for.
+        ``Pool(shutdown_grace=...)`` does this when the ``async with`` block
+        exits normally.
+
+        Returns:
+            What the shutdown did: jobs that finished during it, and jobs it cancelled.
+
+        Cancellation: cancelling the caller stops the waiting, not the jobs.
+
+        Raises:
+            TypeError, ValueError: `grace` is not a number of seconds >= 0.
+            RuntimeError: called from one of the pool's own jobs, or before the pool was opened.
+        """
+        grace = check_grace(grace)
+        self._check_entered("shutdown")
+        if self._is_own_job():
+            raise RuntimeError(
+                "Pool.shutdown() was called from inside one of its own jobs and would wait for itself"
+            )
+        finished_before = self._completed + self._failed
+        cancelled_before = self._cancelled
+        self._close_intake()
+        with anyio.move_on_after(grace):
+            await self._wait_drained()
+        forced = bool(self._workers or self._queued)
+        if forced:
+            self._cancel_jobs()
+            await self._wait_drained()
+        return ShutdownReport(
+            finished=self._completed + self._failed - finished_before,
+            cancelled=self._cancelled - cancelled_before,
+            forced=forced,
+        )
+
+    def every(
+        self,
+        interval: float,
+        fn: Callable[[Unpack[PosArgsT]], Awaitable[object]],
+        *args: Unpack[PosArgsT],
+        first_run_now: bool = False,
+        jitter: float = 0.0,
+    ) -> PeriodicJob:
+        """Run ``fn(*args)`` as a job every `interval` seconds, until the pool closes.
+
+        The first run starts after one interval (or at once with
+        ``first_run_now=True``); each later one at the next tick of the
+        schedule after the previous run has finished, so runs never overlap
+        and ticks missed by a slow run are dropped, as with Go's
+        ``time.Ticker``.  ``jitter`` delays each run by a random 0 to
+        `jitter` seconds.  Each run is an ordinary job: it counts in
+        `stats`, and a failure goes to ``on_error``.
+
+        Returns:
+            A handle whose `PeriodicJob.cancel` ends the schedule.  The
+            schedule also ends when the pool closes or is cancelled.
+
+        Raises:
+            TypeError: `fn` is not an async function, or a bad argument type.
+            ValueError: `interval` is not a positive, finite number of
+                seconds, or `jitter` is negative.
+            PoolClosed: the pool is closed.
+        """
+        check_async_callable(fn, "Pool.every")
+        interval = check_interval(interval)
+        jitter = check_jitter(jitter)
+        check_bool(first_run_now, "first_run_now")
+        if not self._is_own_job():
+            self._check_intake()
+        assert self._tg is not None
+        handle = PeriodicJob._new()
+        scope = handle._scope
+        self._intake_scopes.add(scope)
+        site = _caller_site()
+
+        async def run() -> None:
+            try:
+                await handle._run(self, interval, fn, args, first_run_now, jitter, site)
+            finally:
+                self._intake_scopes.discard(scope)
+
+        self._tg.start_soon(run, name=f"{self._name}-every-{getattr(fn, '__name__', 'job')}")
+        return handle
 
     def cancel(self) -> None:
         """Cancel the pool now, like Go's ``cancel()`` of a context.
@@ -315,6 +433,8 @@ class Pool:
             completed=self._completed,
             failed=self._failed,
             cancelled=self._cancelled,
+            retries=self._retries,
+            stalled=self._stalled,
         )
 
     @property
@@ -567,6 +687,7 @@ class Pool:
             scope.cancel()
         # Idle workers wake up, find the queue empty and exit.
         self._idle_workers.wake_all()
+        self._maybe_drained()
 
     def _cancel_all(self) -> None:
         if self._cancel_called:
@@ -589,10 +710,46 @@ class Pool:
             if job._state == PENDING:
                 job.cancel()
 
+    async def _wait_drained(self) -> None:
+        """Wait until nothing is queued or running and every worker has exited."""
+        if self._workers or self._queued:
+            if self._drained is None:
+                self._drained = anyio.Event()
+            await self._drained.wait()
+        else:
+            await checkpoint()
+
     def _maybe_drained(self) -> None:
-        if self._drained is not None and not self._workers and not self._queued:
+        if self._workers or self._queued:
+            return
+        if self._drained is not None:
             self._drained.set()
             self._drained = None
+        if self._state != _OPEN:
+            for scope in self._service_scopes:
+                scope.cancel()
+
+    def _cancel_jobs(self) -> None:
+        """Cancel every queued and running job, but not the pool's own scope."""
+        self._cancel_queued()
+        for info in list(self._worker_info.values()):
+            if info.job is not None:
+                info.job.cancel()
+
+    def _start_service(self, fn: Callable[..., Awaitable[object]], *args: object, name: str) -> None:
+        """Run a background task of the pool's own until a closing pool has drained."""
+        assert self._tg is not None
+        scope = anyio.CancelScope()
+        self._service_scopes.add(scope)
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await fn(*args)
+            finally:
+                self._service_scopes.discard(scope)
+
+        self._tg.start_soon(run, name=name)
 
     # -- workers -------------------------------------------------------------
 
@@ -605,7 +762,7 @@ class Pool:
         info = WorkerInfo(site)
         task = self._backend.current_task()
         self._worker_info[task] = info
-        timeout = self._job_timeout
+        plain = self._plain
         queue = self._queue
         idle = self._idle_workers
         streak = 0
@@ -659,16 +816,17 @@ class Pool:
                         # than shared through a helper coroutine: creating one
                         # per job costs a tenth of the job.
                         try:
-                            if timeout is None:
+                            if plain:
                                 try:
                                     coro, yielded = ctx.run(_first_step, job, fn, args)
                                 except StopIteration as stop:
                                     value = stop.value
                                 else:
                                     suspended = True
+                                    job._coro = coro
                                     value = await resume_in_context(ctx, coro, yielded)
                             else:
-                                value, suspended = await self._run_with_timeout(job, ctx, fn, args, timeout)
+                                value, suspended = await self._run_configured(job, ctx, fn, args)
                         except cancelled_exc:
                             self._cancelled += 1
                             job._finish(CANCELLED, None, None)
@@ -707,18 +865,44 @@ class Pool:
             self._workers -= 1
             self._maybe_drained()
 
-    async def _run_with_timeout(
-        self, job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...], seconds: float
+    async def _run_configured(
+        self, job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...]
     ) -> tuple[Any, bool]:
-        """Run a job under ``job_timeout``; return its value and whether it suspended."""
-        with anyio.CancelScope(deadline=anyio.current_time() + seconds):
+        """Run a job under the pool's timeout, retry and rate options.
+
+        Returns the job's value and whether anything suspended.
+        """
+        retry, rate, timeout = self._retry, self._rate, self._job_timeout
+        attempt = 0
+        suspended = False
+        while True:
+            attempt += 1
+            if rate is not None and await rate.acquire():
+                suspended = True
             try:
-                coro, yielded = ctx.run(_first_step, job, fn, args)
-            except StopIteration as stop:
-                return stop.value, False
-            return await resume_in_context(ctx, coro, yielded), True
-        # Only reached when the deadline cancelled the job.
-        raise TimeoutError(f"{job!r} timed out after {seconds:g} s (job_timeout)")
+                if timeout is None:
+                    try:
+                        coro, yielded = ctx.run(_first_step, job, fn, args)
+                    except StopIteration as stop:
+                        return stop.value, suspended
+                    job._coro = coro
+                    return await resume_in_context(ctx, coro, yielded), True
+                with anyio.CancelScope(deadline=self._clock() + timeout):
+                    try:
+                        coro, yielded = ctx.run(_first_step, job, fn, args)
+                    except StopIteration as stop:
+                        return stop.value, suspended
+                    job._coro = coro
+                    return await resume_in_context(ctx, coro, yielded), True
+                # Only reached when the deadline cancelled the attempt.
+                raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
+            except Exception as exc:
+                if retry is None or not retry.retries(exc, attempt):
+                    raise
+                job._coro = None
+                self._retries += 1
+                suspended = True
+                await anyio.sleep(retry.delay(attempt))
 
     def _handle_failure(self, job: Job[Any], exc: Exception) -> None:
         handler = self._error_handler
@@ -802,6 +986,10 @@ def _without(exc: BaseException, drop: Callable[[BaseException], bool]) -> BaseE
 def _without_cancellations(exc: BaseException, cancelled_exc: type[BaseException]) -> BaseException | None:
     """`exc` minus the event loop's cancellations, or None if that is all it was."""
     return _without(exc, lambda e: isinstance(e, cancelled_exc))
+
+
+def _is_retry(retry: object) -> bool:
+    return isinstance(retry, Retry)
 
 
 def _is_async_iterable(source: object) -> bool:

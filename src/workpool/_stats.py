@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["PoolStats"]
+__all__ = ["PoolStats", "ShutdownReport"]
 
 
 @attrs.frozen
@@ -32,3 +32,19 @@ class PoolStats:
     """Jobs that raised an exception, including `TimeoutError` from ``job_timeout``."""
     cancelled: int
     """Jobs cancelled before they produced a result."""
+    retries: int = 0
+    """Attempts run again after a failure, under the pool's `Retry` policy."""
+    stalled: int = 0
+    """Jobs reported for running longer than ``stall_after``."""
+
+
+@attrs.frozen
+class ShutdownReport:
+    """What `Pool.shutdown` did."""
+
+    finished: int
+    """Jobs that finished (returned or raised) during the shutdown."""
+    cancelled: int
+    """Jobs cancelled during the shutdown: those left when the grace period ended."""
+    forced: bool
+    """Whether the grace period ran out with jobs still queued or running."""

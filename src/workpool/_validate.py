@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "check_async_callable",
     "check_bool",
+    "check_grace",
     "check_optional_timeout",
     "check_pending",
     "check_positive_int",
@@ -135,3 +136,11 @@ def check_str(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
     return value
+
+
+def check_grace(value: object, name: str = "grace") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,74 @@
+"""Signals start a graceful shutdown: the first drains, the second cancels."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Generator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._stall import logger
+from ._validate import check_grace
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+__all__ = ["shutdown_on_signals"]
+
+
+@contextmanager
+def shutdown_on_signals(
+    pool: Pool,
+    *,
+    grace: float | None = None,
+    signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> Generator[None, None, None]:
+    """Serve inside this block until a signal asks the process to stop.
+
+    ``with shutdown_on_signals(pool, grace=30): await serve(pool)`` inside
+    ``async with Pool(...) as pool:``.  The first of `signals` cancels the
+    block (the service stops taking work) and the pool then shuts down
+    gracefully as its ``async with`` exits: accepted jobs get `grace`
+    seconds to finish (``shutdown_grace``), the rest are cancelled.  A second
+    signal cancels the pool at once.  The signals are caught only while the
+    pool is open (on asyncio, only in the main thread), so ``Ctrl+C`` does not
+    raise `KeyboardInterrupt` in the middle of a job.
+
+    Args:
+        pool: an open pool.
+        grace: seconds the pool's jobs get after the first signal; overrides
+            the pool's ``shutdown_grace``.  ``None`` keeps it (and a pool
+            without one waits for every job).
+        signals: the signals to handle.
+
+    Raises:
+        RuntimeError: the pool is not open.
+        TypeError, ValueError: `grace` is not a number of seconds >= 0.
+    """
+    if grace is not None:
+        pool._shutdown_grace = check_grace(grace, "grace")
+    if pool._tg is None or pool._state != 1:  # _OPEN
+        raise RuntimeError("shutdown_on_signals() needs an open pool: call it inside 'async with Pool(...)'")
+    scope = anyio.CancelScope()
+    pool._start_service(_listen, pool, scope, signals, name=f"{pool.name}-signals")
+    with scope:
+        yield
+
+
+async def _listen(pool: Pool, scope: anyio.CancelScope, signals: tuple[signal.Signals, ...]) -> None:
+    with anyio.open_signal_receiver(*signals) as received:
+        first = True
+        async for signum in received:
+            name = signal.Signals(signum).name
+            if first:
+                first = False
+                logger.warning(
+                    "workpool.Pool %r: %s received, shutting down (again to cancel at once)", pool.name, name
+                )
+                scope.cancel()
+            else:
+                logger.warning("workpool.Pool %r: %s received again, cancelling", pool.name, name)
+                pool.cancel()
+                return

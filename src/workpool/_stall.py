@@ -1,0 +1,78 @@
+"""The stall watchdog: ``Pool(stall_after=...)`` reports jobs that run too long."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+if TYPE_CHECKING:
+    from ._job import Job, Site
+    from ._pool import Pool
+
+__all__ = ["describe_job", "logger", "watch_stalls"]
+
+logger = logging.getLogger("workpool")
+
+
+def format_site(site: Site | None) -> str:
+    if site is None:
+        return "unknown"
+    code, line = site
+    return f"{code.co_name} at {code.co_filename}:{line}"
+
+
+def _frames(coro: Any) -> list[FrameType]:
+    """The frames of a suspended coroutine and of everything it awaits, outermost first."""
+    frames: list[FrameType] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
+def describe_job(job: Job[Any], worker: str, now: float) -> str:
+    """A task-dump entry for a running job: where it is, for how long, who submitted it."""
+    started = job._started_at if job._started_at is not None else now
+    lines = [f'task "{worker}" [running {job!r}, {now - started:.1f} s]:']
+    for frame in reversed(_frames(job._coro)):
+        code = frame.f_code
+        lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+    lines.append(f"submitted by {format_site(job._site)}")
+    return "\n".join(lines)
+
+
+def _task_name(task: object) -> str:
+    get_name = getattr(task, "get_name", None)
+    name = get_name() if get_name is not None else getattr(task, "name", None)
+    return str(name)
+
+
+async def watch_stalls(pool: Pool, stall_after: float) -> None:
+    """Log, once per job, every job of `pool` that has run for `stall_after` seconds.
+
+    Runs as one of the pool's service tasks, checking twice per `stall_after`;
+    the pool stops it once it has closed and drained.
+    """
+    reported: weakref.WeakSet[Job[Any]] = weakref.WeakSet()
+    while True:
+        await anyio.sleep(stall_after / 2)
+        now = pool._clock()
+        for task, info in list(pool._worker_info.items()):
+            job = info.job
+            if job is None or job._started_at is None or job in reported:
+                continue
+            if now - job._started_at >= stall_after:
+                reported.add(job)
+                pool._stalled += 1
+                logger.warning(
+                    "workpool.Pool %r: a job has run for more than stall_after=%g s\n%s",
+                    pool.name,
+                    stall_after,
+                    describe_job(job, _task_name(task), now),
+                )

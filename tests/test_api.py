@@ -97,7 +97,9 @@ def _module_docstrings() -> dict[str, str | None]:
 def test_every_public_name_is_documented(name: str) -> None:
     obj = getattr(workpool, name)
     if inspect.isclass(obj) or inspect.isfunction(obj):
-        own_doc = vars(obj).get("__doc__") or ""
+        # A class's own docstring, not one inherited; a function's __doc__
+        # (not in its __dict__).
+        own_doc = (vars(obj).get("__doc__") if inspect.isclass(obj) else obj.__doc__) or ""
         assert own_doc.strip(), f"{name} has no docstring of its own"
     else:
         doc = _module_docstrings().get(name)

@@ -6,8 +6,8 @@ import sys
 import weakref
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from contextvars import Context, copy_context
-from types import CoroutineType, TracebackType
+from contextvars import copy_context
+from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -16,9 +16,10 @@ from anyio.lowlevel import checkpoint
 from typing_extensions import Self, TypeVarTuple, Unpack
 
 from ._backend import Backend, current_backend
-from ._context import current_job, resume_in_context
+from ._context import current_job
 from ._errors import PoolClosed, PoolFull
-from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, Site, new_job
+from ._groups import without, without_cancellations
+from ._job import PENDING, Job, Site, new_job
 from ._map import MapIterator, consume_source
 from ._periodic import PeriodicJob, check_interval, check_jitter
 from ._ratelimit import RateLimit
@@ -34,28 +35,8 @@ from ._validate import (
     check_positive_int,
     check_str,
 )
-from ._waiters import Waiters
-
-
-class _NoWaiters:
-    """Stands in for the waiter queues of a pool that is not open yet."""
-
-    __slots__ = ()
-
-    def __len__(self) -> int:
-        return 0
-
-    async def wait(self) -> None:  # pragma: no cover - a closed pool never parks
-        raise RuntimeError("the pool is not open")
-
-    def wake_one(self) -> bool:
-        return False
-
-    def wake_all(self) -> None:
-        pass
-
-
-_NO_WAITERS: Waiters = _NoWaiters()
+from ._waiters import NO_WAITERS, Waiters
+from ._worker import CLOSING, EXITED, NEW, OPEN, WorkerInfo, run_worker
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # a dependency of anyio there
@@ -67,15 +48,6 @@ PosArgsT = TypeVarTuple("PosArgsT")
 
 ErrorPolicy = Literal["cancel", "collect"] | Callable[[Job[Any], Exception], object]
 """What a `Pool` does when a job raises: ``"cancel"``, ``"collect"`` or a handler ``(job, exc)``."""
-
-# Pool life cycle.
-_NEW, _OPEN, _CLOSING, _EXITED = range(4)
-
-# A worker that runs this many jobs in a row without the event loop getting
-# control (jobs that never suspend) yields once, so other tasks keep running
-# and cancellation keeps reaching it.  Large enough to cost ~1% of a no-op job;
-# guarded by tests/test_fairness.py.
-_YIELD_EVERY = 64
 
 
 class Pool:
@@ -163,15 +135,15 @@ class Pool:
         self._plain = job_timeout is None and retry is None and max_per_second is None
         self._name = check_str(name, "name")
 
-        self._state = _NEW
+        self._state = NEW
         self._tg: TaskGroup | None = None
         self._backend: Backend | None = None
         self._cancel_called = False
 
         self._queue: deque[Job[Any]] = deque()
         # Made when the pool opens: they belong to the running event loop.
-        self._idle_workers: Waiters = _NO_WAITERS
-        self._room_waiters: Waiters = _NO_WAITERS
+        self._idle_workers: Waiters = NO_WAITERS
+        self._room_waiters: Waiters = NO_WAITERS
         self._drained: anyio.Event | None = None
         self._clock: Callable[[], float] = _no_clock
         # Worker task -> what it is doing; read by task dumps (workpool.dump_tasks).
@@ -215,7 +187,7 @@ class Pool:
         Raises:
             RuntimeError: the pool was opened before (a pool is used once).
         """
-        if self._state != _NEW:
+        if self._state != NEW:
             raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
         self._backend = backend = current_backend()
         self._clock = backend.clock
@@ -226,7 +198,7 @@ class Pool:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        self._state = _OPEN
+        self._state = OPEN
         if self._stall_after is not None:
             self._start_service(watch_stalls, self, self._stall_after, name=f"{self._name}-stall-watchdog")
         return self
@@ -243,14 +215,14 @@ class Pool:
         # The body's error, without the cancellations that the pool's own
         # teardown caused (on trio, an inner task group in the body reports
         # them together with its error).
-        body_error = _without_cancellations(exc, cancelled_exc) if exc is not None else None
+        body_error = without_cancellations(exc, cancelled_exc) if exc is not None else None
         if exc is None:
             if self._shutdown_grace is not None and not self._cancel_called:
                 try:
                     await self.shutdown(self._shutdown_grace)
                 except BaseException as error:  # cancelled from outside while draining
                     exc_type, exc, tb = type(error), error, error.__traceback__
-                    body_error = _without_cancellations(error, cancelled_exc)
+                    body_error = without_cancellations(error, cancelled_exc)
                     self._cancel_all()
             self._close_intake()
         else:
@@ -266,7 +238,7 @@ class Pool:
         except BaseException as error:
             raised = error
         finally:
-            self._state = _EXITED
+            self._state = EXITED
             self._last_fn = _no_fn
             self._cancel_queued()
             if self._drained is not None:
@@ -277,13 +249,13 @@ class Pool:
         # whether or not someone awaited them.
         failure_ids = {id(e) for e in self._failures}
         if body_error is not None and failure_ids:
-            body_error = _without(body_error, lambda e: id(e) in failure_ids)
+            body_error = without(body_error, lambda e: id(e) in failure_ids)
         errors: list[BaseException] = []
         if body_error is not None:
             errors.append(body_error)
         errors.extend(self._failures)
         self._failures = []
-        rest = _without_cancellations(raised, cancelled_exc) if raised is not None else None
+        rest = without_cancellations(raised, cancelled_exc) if raised is not None else None
         if rest is not None:
             errors.append(rest)
         if not errors:
@@ -419,7 +391,7 @@ class Pool:
         cancelled too) exits quietly: cancelling a pool is not an error.
         Never blocks; calling it again, or after the pool exited, does nothing.
         """
-        if self._state in (_OPEN, _CLOSING):
+        if self._state in (OPEN, CLOSING):
             self._cancel_all()
 
     @property
@@ -495,7 +467,7 @@ class Pool:
         # per call would cost more than the job.
         if backend.cancel_pending():
             await backend.checkpoint_if_cancelled()
-        if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
+        if (self._state != OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
             await self._wait_for_room()
         job = self._enqueue(fn, args, None, _caller_site())
@@ -524,7 +496,7 @@ class Pool:
         if self._last_fn() is not fn:
             check_async_callable(fn, "Pool.submit_nowait")
             self._remember_fn(fn)
-        if (self._state != _OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
+        if (self._state != OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
             raise PoolFull(
                 f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
@@ -619,11 +591,11 @@ class Pool:
             self._last_fn = _no_fn
 
     def _check_entered(self, what: str) -> None:
-        if self._state == _NEW:
+        if self._state == NEW:
             raise RuntimeError(f"Pool.{what}() needs an open pool: use 'async with Pool(...) as pool:'")
 
     def _check_intake(self) -> None:
-        if self._state != _OPEN or self._cancel_called:
+        if self._state != OPEN or self._cancel_called:
             self._check_entered("submit")
             raise PoolClosed(f"workpool.Pool {self._name!r} is closed and accepts no new jobs")
 
@@ -655,7 +627,7 @@ class Pool:
         on_done: Callable[[Job[Any]], None] | None,
         site: Site | None,
     ) -> Job[Any]:
-        if self._cancel_called or self._state == _EXITED:
+        if self._cancel_called or self._state == EXITED:
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
         job = new_job(self, fn, args, copy_context(), on_done, site, self._clock())
         self._queue.append(job)
@@ -677,11 +649,11 @@ class Pool:
         assert self._tg is not None
         self._workers += 1
         self._worker_seq += 1
-        self._tg.start_soon(self._worker, site, name=f"{self._name}-worker-{self._worker_seq}")
+        self._tg.start_soon(run_worker, self, site, name=f"{self._name}-worker-{self._worker_seq}")
 
     def _close_intake(self) -> None:
-        if self._state == _OPEN:
-            self._state = _CLOSING
+        if self._state == OPEN:
+            self._state = CLOSING
         self._room_waiters.wake_all()
         for scope in self._intake_scopes:
             scope.cancel()
@@ -693,8 +665,8 @@ class Pool:
         if self._cancel_called:
             return
         self._cancel_called = True
-        if self._state == _OPEN:
-            self._state = _CLOSING
+        if self._state == OPEN:
+            self._state = CLOSING
         # The scope first: a task of the block that waits on a queued job or
         # for room must wake with the cancellation, not with the JobCancelled
         # or PoolClosed that the next two lines deliver.
@@ -725,7 +697,7 @@ class Pool:
         if self._drained is not None:
             self._drained.set()
             self._drained = None
-        if self._state != _OPEN:
+        if self._state != OPEN:
             for scope in self._service_scopes:
                 scope.cancel()
 
@@ -750,159 +722,6 @@ class Pool:
                 self._service_scopes.discard(scope)
 
         self._tg.start_soon(run, name=name)
-
-    # -- workers -------------------------------------------------------------
-
-    async def _worker(self, site: Site | None) -> None:
-        assert self._backend is not None
-        cancelled_exc = self._backend.cancelled_exc
-        clock = self._clock
-        # What a task dump shows for this worker: its current job, since
-        # when it has been idle, and the submit call that started it.
-        info = WorkerInfo(site)
-        task = self._backend.current_task()
-        self._worker_info[task] = info
-        plain = self._plain
-        queue = self._queue
-        idle = self._idle_workers
-        streak = 0
-        job: Job[Any] | None = None
-        fn: Any = None
-        args: Any = None
-        ctx: Context | None = None
-        value: Any = None
-        try:
-            while True:
-                # Job.cancel() cancels this scope; the worker then opens a
-                # fresh one and goes on.  One scope per worker rather than per
-                # job, because entering a scope costs more than a no-op job.
-                with anyio.CancelScope() as scope:
-                    while True:
-                        if not queue:
-                            if self._state != _OPEN:
-                                # Closing and nothing queued: exit.  A job still
-                                # running elsewhere that submits more starts a
-                                # new worker on demand.
-                                return
-                            streak = 0
-                            # An idle worker must not keep its last job (and
-                            # the job's arguments and value) alive.
-                            job = fn = args = ctx = value = None
-                            info.job = None
-                            info.idle_since = clock()
-                            self._idle_count += 1
-                            try:
-                                await idle.wait()
-                            finally:
-                                self._idle_count -= 1
-                                info.idle_since = None
-                            continue
-                        job = queue.popleft()
-                        if job._state != PENDING:
-                            continue  # cancelled while queued
-                        self._queued -= 1
-                        self._busy += 1
-                        job._state = RUNNING
-                        job._scope = scope
-                        job._started_at = clock()
-                        info.job = job
-                        if job._waiters is not None:
-                            job._waiters.wake_all()  # a rendezvous submit waits for this
-                        fn, args, ctx = job._fn, job._args, job._ctx
-                        assert ctx is not None
-                        assert args is not None
-                        suspended = False
-                        # The outcome handlers below are written out rather
-                        # than shared through a helper coroutine: creating one
-                        # per job costs a tenth of the job.
-                        try:
-                            if plain:
-                                try:
-                                    coro, yielded = ctx.run(_first_step, job, fn, args)
-                                except StopIteration as stop:
-                                    value = stop.value
-                                else:
-                                    suspended = True
-                                    job._coro = coro
-                                    value = await resume_in_context(ctx, coro, yielded)
-                            else:
-                                value, suspended = await self._run_configured(job, ctx, fn, args)
-                        except cancelled_exc:
-                            self._cancelled += 1
-                            job._finish(CANCELLED, None, None)
-                            raise
-                        except Exception as exc:
-                            self._failed += 1
-                            job._finish(FAILED, None, exc)
-                            self._handle_failure(job, exc)
-                        except BaseException as exc:
-                            # KeyboardInterrupt, SystemExit...: recorded on the
-                            # job and propagated through the task group.
-                            self._failed += 1
-                            job._finish(FAILED, None, exc)
-                            raise
-                        else:
-                            self._completed += 1
-                            job._finish(SUCCEEDED, value, None)
-                        finally:
-                            self._busy -= 1
-                            if self._room_wanted:
-                                # Any free slot wakes a producer: waiting for a
-                                # batch of them could deadlock jobs that wait
-                                # on that producer (tests/test_submit.py).
-                                self._room_waiters.wake_one()
-                        if scope.cancel_called:
-                            break
-                        if suspended:
-                            streak = 0
-                        else:
-                            streak += 1
-                            if streak >= _YIELD_EVERY:
-                                streak = 0
-                                await checkpoint()
-        finally:
-            del self._worker_info[task]
-            self._workers -= 1
-            self._maybe_drained()
-
-    async def _run_configured(
-        self, job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> tuple[Any, bool]:
-        """Run a job under the pool's timeout, retry and rate options.
-
-        Returns the job's value and whether anything suspended.
-        """
-        retry, rate, timeout = self._retry, self._rate, self._job_timeout
-        attempt = 0
-        suspended = False
-        while True:
-            attempt += 1
-            if rate is not None and await rate.acquire():
-                suspended = True
-            try:
-                if timeout is None:
-                    try:
-                        coro, yielded = ctx.run(_first_step, job, fn, args)
-                    except StopIteration as stop:
-                        return stop.value, suspended
-                    job._coro = coro
-                    return await resume_in_context(ctx, coro, yielded), True
-                with anyio.CancelScope(deadline=self._clock() + timeout):
-                    try:
-                        coro, yielded = ctx.run(_first_step, job, fn, args)
-                    except StopIteration as stop:
-                        return stop.value, suspended
-                    job._coro = coro
-                    return await resume_in_context(ctx, coro, yielded), True
-                # Only reached when the deadline cancelled the attempt.
-                raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
-            except Exception as exc:
-                if retry is None or not retry.retries(exc, attempt):
-                    raise
-                job._coro = None
-                self._retries += 1
-                suspended = True
-                await anyio.sleep(retry.delay(attempt))
 
     def _handle_failure(self, job: Job[Any], exc: Exception) -> None:
         handler = self._error_handler
@@ -931,61 +750,8 @@ def _caller_site(depth: int = 2) -> Site:
     return frame.f_code, frame.f_lineno
 
 
-class WorkerInfo:
-    """What one worker task is doing, for task dumps and the stall watchdog."""
-
-    __slots__ = ("idle_since", "job", "site")
-
-    def __init__(self, site: Site | None) -> None:
-        self.site = site
-        self.job: Job[Any] | None = None
-        self.idle_since: float | None = None
-
-
 def _no_fn() -> object:
     return _NOTHING
-
-
-def _first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
-    """Create the job's coroutine and run it to its first suspension, in the job's context.
-
-    Returns the coroutine and what it yielded; a job that finishes without
-    suspending (most jobs of a hot loop) raises StopIteration with its value,
-    so it never needs the `resume_in_context` generator.
-    """
-    current_job.set(job)
-    try:
-        coro: Any = fn(*args)
-    except StopIteration as exc:  # must not pass for "the job returned"
-        raise RuntimeError(f"{fn!r} raised StopIteration") from exc
-    coro_type: Any = coro.__class__
-    if coro_type is not CoroutineType:
-        await_ = getattr(coro_type, "__await__", None)
-        if await_ is None:
-            raise TypeError(
-                f"{fn!r} returned {coro_type.__name__}, not an awaitable; "
-                "workpool jobs must be async functions"
-            )
-        coro = await_(coro)
-    yielded: Any = coro.send(None)
-    return coro, yielded
-
-
-def _without(exc: BaseException, drop: Callable[[BaseException], bool]) -> BaseException | None:
-    """`exc` minus the exceptions (or group members) that `drop` selects; None if nothing is left."""
-    whole: BaseException = exc
-    if drop(exc):
-        return None
-    split: Any = getattr(exc, "split", None)
-    if not isinstance(exc, BaseExceptionGroup) or split is None:
-        return whole
-    rest: BaseException | None = split(drop)[1]
-    return rest
-
-
-def _without_cancellations(exc: BaseException, cancelled_exc: type[BaseException]) -> BaseException | None:
-    """`exc` minus the event loop's cancellations, or None if that is all it was."""
-    return _without(exc, lambda e: isinstance(e, cancelled_exc))
 
 
 def _is_retry(retry: object) -> bool:

@@ -11,6 +11,7 @@ import anyio
 
 from ._stall import logger
 from ._validate import check_grace
+from ._worker import OPEN
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -49,7 +50,7 @@ def shutdown_on_signals(
     """
     if grace is not None:
         pool._shutdown_grace = check_grace(grace, "grace")
-    if pool._tg is None or pool._state != 1:  # _OPEN
+    if pool._tg is None or pool._state != OPEN:
         raise RuntimeError("shutdown_on_signals() needs an open pool: call it inside 'async with Pool(...)'")
     scope = anyio.CancelScope()
     pool._start_service(_listen, pool, scope, signals, name=f"{pool.name}-signals")

@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from typing import Any, Protocol
 
-__all__ = ["AsyncioWaiters", "TrioWaiters", "Waiters"]
+__all__ = ["NO_WAITERS", "AsyncioWaiters", "TrioWaiters", "Waiters"]
 
 
 class Waiters(Protocol):
@@ -99,3 +99,24 @@ class TrioWaiters:
 
     def wake_all(self) -> None:
         self._lot.unpark_all()
+
+
+class _NoWaiters:
+    """Stands in for the waiter queues of a pool that is not open yet."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 0
+
+    async def wait(self) -> None:  # pragma: no cover - a closed pool never parks
+        raise RuntimeError("the pool is not open")
+
+    def wake_one(self) -> bool:
+        return False
+
+    def wake_all(self) -> None:
+        pass
+
+
+NO_WAITERS: Waiters = _NoWaiters()

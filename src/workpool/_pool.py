@@ -15,6 +15,7 @@ from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 from typing_extensions import Self, TypeVarTuple, Unpack
 
+from . import _registry
 from ._backend import Backend, current_backend
 from ._context import current_job
 from ._errors import PoolClosed, PoolFull
@@ -199,6 +200,7 @@ class Pool:
         await tg.__aenter__()
         self._tg = tg
         self._state = OPEN
+        _registry.register(self)
         if self._stall_after is not None:
             self._start_service(watch_stalls, self, self._stall_after, name=f"{self._name}-stall-watchdog")
         return self
@@ -239,6 +241,7 @@ class Pool:
             raised = error
         finally:
             self._state = EXITED
+            _registry.unregister(self)
             self._last_fn = _no_fn
             self._cancel_queued()
             if self._drained is not None:

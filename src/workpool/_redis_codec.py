@@ -1,0 +1,64 @@
+"""How payloads become the bytes of a Redis stream entry, and back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol, TypeVar, final
+
+__all__ = ["Codec", "JsonCodec"]
+
+T = TypeVar("T")
+
+
+class Codec(Protocol[T]):
+    """Turns a payload into bytes and back; `RedisStream` and `RedisProducer` take one.
+
+    Any object with these two methods is a codec.  ``decode`` may raise any
+    `Exception` for bytes it cannot read: the consumer then moves the message
+    to the dead-letter stream with that error instead of running a job.
+    """
+
+    def encode(self, payload: T, /) -> bytes:
+        """The bytes stored in the stream entry for `payload`."""
+        ...
+
+    def decode(self, data: bytes, /) -> T:
+        """The payload stored as `data`.
+
+        Raises:
+            Exception: `data` is not something this codec wrote.
+        """
+        ...
+
+
+@final
+class JsonCodec:
+    """The default codec: JSON text in UTF-8.
+
+    Payloads are whatever `json.dumps` accepts (dicts, lists, strings,
+    numbers, booleans and ``None``); they come back as `json.loads` returns
+    them, so tuples come back as lists.
+    """
+
+    __slots__ = ()
+
+    def encode(self, payload: Any, /) -> bytes:
+        """`payload` as compact JSON.
+
+        Raises:
+            TypeError: `payload` holds something JSON cannot represent.
+            ValueError: `payload` refers to itself.
+        """
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def decode(self, data: bytes, /) -> Any:
+        """The payload `data` encodes.
+
+        Raises:
+            ValueError: `data` is not UTF-8 JSON (`json.JSONDecodeError` and
+                `UnicodeDecodeError` are both `ValueError`).
+        """
+        return json.loads(data)
+
+    def __repr__(self) -> str:
+        return "JsonCodec()"

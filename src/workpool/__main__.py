@@ -64,6 +64,30 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(jobs=args.jobs, workers=args.workers, backend=args.backend)
 
 
+def _configure_worker(parser: argparse.ArgumentParser) -> None:
+    from ._cli_worker import configure_worker
+
+    configure_worker(parser)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from ._cli_worker import run_worker
+
+    return run_worker(args)
+
+
+def _configure_enqueue(parser: argparse.ArgumentParser) -> None:
+    from ._cli_worker import configure_enqueue
+
+    configure_enqueue(parser)
+
+
+def _run_enqueue(args: argparse.Namespace) -> int:
+    from ._cli_worker import run_enqueue
+
+    return run_enqueue(args)
+
+
 _COMMANDS = (
     _Command(
         name="demo",
@@ -75,6 +99,29 @@ _COMMANDS = (
         ),
         configure=_configure_demo,
         run=_run_demo,
+    ),
+    _Command(
+        name="worker",
+        help="run a worker process that consumes jobs from a Redis stream (needs workpool[redis])",
+        description=(
+            "Run MODULE:FUNCTION for each job of a Redis stream, as one consumer of a consumer group, "
+            "with at-least-once delivery. Logs statistics periodically. The first SIGTERM or SIGINT "
+            "stops reading and lets running jobs finish within --grace seconds (exit 0); a second one "
+            "cancels them (exit 128 + the signal number). Unfinished jobs go back to the group."
+        ),
+        configure=_configure_worker,
+        run=_run_worker,
+    ),
+    _Command(
+        name="enqueue",
+        help="add a job to a Redis stream for each JSON line of standard input (needs workpool[redis])",
+        description=(
+            "Read JSON documents from standard input, one per line (blank lines are skipped), and add "
+            "each to the stream as a job for 'workpool worker'. Stops at the first line that is not "
+            "JSON, after adding the lines before it, and exits 1."
+        ),
+        configure=_configure_enqueue,
+        run=_run_enqueue,
     ),
 )
 

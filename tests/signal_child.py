@@ -21,15 +21,19 @@ Modes:
 * ``early``: `shutdown_on_signals`, and the process signals itself right after
   entering the block, before anything has awaited (a signal that arrives at
   that moment, from outside, is the same).
+* ``consume``: like ``drain``, but the block feeds the pool with
+  `Pool.consume` from a source that stays open, as a queue worker does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -66,6 +70,16 @@ async def main(mode: str) -> None:
     tasks_before = task_names()
     counts = {"accepted": 0, "done": 0, "cancelled": 0}
     draining = anyio.Event()
+    signal_seen = anyio.Event()
+
+    class SignalSeen(logging.Handler):
+        # shutdown_on_signals logs each signal it receives: the jobs of the
+        # consume mode use that to start their work only after the signal.
+        def emit(self, record: logging.LogRecord) -> None:
+            if "received" in record.getMessage():
+                signal_seen.set()
+
+    logging.getLogger("workpool").addHandler(SignalSeen(logging.WARNING))
 
     async def job() -> None:
         try:
@@ -92,6 +106,28 @@ async def main(mode: str) -> None:
             with workpool.shutdown_on_signals(pool, grace=grace):
                 if mode == "early":
                     os.kill(os.getpid(), signal.SIGTERM)
+                if mode == "consume":
+
+                    async def source() -> AsyncIterator[int]:
+                        for n in range(N_JOBS):
+                            counts["accepted"] += 1
+                            yield n
+                        await anyio.wait_all_tasks_blocked()  # see below
+                        say("ready")
+                        await anyio.sleep_forever()  # an open queue with nothing in it
+
+                    async def consumed(item: int) -> None:
+                        # Not `job`: that waits for the block to end, and
+                        # consume() returns only after its jobs have ended.
+                        try:
+                            await signal_seen.wait()
+                            await anyio.sleep(0.01)  # some work after the signal
+                        except anyio.get_cancelled_exc_class():
+                            counts["cancelled"] += 1
+                            raise
+                        counts["done"] += 1
+
+                    await pool.consume(source(), consumed)
                 for _ in range(N_JOBS):
                     await pool.submit(job)
                     counts["accepted"] += 1

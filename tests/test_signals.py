@@ -222,3 +222,25 @@ def test_a_signal_right_after_entering_the_block_is_handled(backend: str, child_
     exit_line = next(line for line in child.lines if line.startswith("exit "))
     report = summary(exit_line)
     assert report["done"] == report["accepted"]
+
+
+def test_first_sigterm_drains_the_jobs_a_consume_loop_started(
+    backend: str, child_factory: StartChild
+) -> None:
+    # BUG (src/workpool/_signals.py, shutdown_on_signals): the first signal
+    # *cancels* the guarded block instead of closing the pool, and
+    # Pool.consume (like map) cancels the jobs it started when its caller is
+    # cancelled.  So a queue worker written the natural way --
+    # `with shutdown_on_signals(pool): await pool.consume(source, handle)` --
+    # loses every accepted job on the first SIGTERM, with no grace at all.
+    # Closing the pool would make consume stop taking items and wait for its
+    # jobs (its documented behaviour on close).  Expected: the 8 jobs finish,
+    # none is cancelled; actual: all 8 are cancelled at once.
+    child = child_factory("consume", backend)
+    child.expect("ready")
+    child.signal(signal.SIGTERM)
+    exit_line = child.expect("exit")
+    assert child.finish() == 0
+    report = summary(exit_line)
+    assert report["accepted"] == N_JOBS
+    assert (report["stats"]["completed"], report["stats"]["cancelled"]) == (N_JOBS, 0)

@@ -56,8 +56,10 @@ async def test_a_job_running_too_long_is_logged_once_with_its_dump_entry(
     # The task-dump entry: the worker, the job and how long it has run...
     assert lines[1].startswith('task "svc-worker-1" [running <workpool.Job slow_job running at ')
     assert lines[1].endswith(", 2.0 s]:")
-    # ...where the job is suspended, innermost frame last...
-    assert f"  {__file__}:{SLOW_JOB_SLEEP_LINE} in slow_job" in lines
+    # ...where it is suspended, innermost frame first, down to the job's own
+    # function (outermost, so last)...
+    assert lines[-2] == f"  {__file__}:{SLOW_JOB_SLEEP_LINE} in slow_job"
+    assert any(line.endswith(" in sleep") for line in lines[2:-2])
     # ...and the submit call that created it.
     test_name = "test_a_job_running_too_long_is_logged_once_with_its_dump_entry"
     assert lines[-1] == f"submitted by {test_name} at {__file__}:{submit_line}"

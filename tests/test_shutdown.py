@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -348,3 +350,23 @@ async def test_producers_inside_the_block_are_cancelled_by_pool_cancel() -> None
                 pool.cancel()
     assert reached == ["left submit"]
     assert pool.stats.submitted == 1
+
+
+# -- the "From Go" documentation page -------------------------------------------------
+
+
+@pytest.mark.parametrize("example", ["from_go.py", "from_asyncio.py"])
+async def test_the_from_go_page_examples_run(example: str) -> None:
+    # docs/from-go.md includes its snippets from these programs, whose main()
+    # checks each idiom (Go's cancel, select on Done, WaitGroup, errgroup,
+    # Ticker; asyncio's fire-and-forget tasks and aiojobs): running them here
+    # keeps the page true.
+    path = Path(__file__).parent.parent / "examples" / example
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with anyio.fail_after(10):
+        async with no_leaks():
+            await module.main()

@@ -144,7 +144,9 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                             # batch of them could deadlock jobs that wait
                             # on that producer (tests/test_submit.py).
                             pool._room_waiters.wake_one()
-                    if scope.cancel_called:
+                    if job._cancel_requested:
+                        # Job.cancel() cancelled this scope (reading the flag
+                        # is cheaper than asking the scope, on trio).
                         break
                     if suspended:
                         streak = 0

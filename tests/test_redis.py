@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -541,3 +542,15 @@ async def test_an_error_in_the_block_propagates_and_its_messages_are_handed_back
                 raise LookupError("boom")
     (entry,) = await admin.xpending_range(names.stream, names.group, "-", "+", 10)
     assert entry["time_since_delivered"] > 300 * 24 * 3600 * 1000
+
+
+def test_the_guide_example_runs(names: Names) -> None:
+    # docs/redis.md's quick start is a whole program; run it as written, on this
+    # test's keys (its dead-letter stream, STREAM:dead, is names.dead).
+    guide = (Path(__file__).parents[1] / "docs" / "redis.md").read_text()
+    block = guide.split("# example: quickstart\n", 1)[1].split("```", 1)[0]
+    keys = 'STREAM, GROUP = "mail", "mailers"'
+    assert keys in block
+    program = block.replace(keys, f"STREAM, GROUP = {names.stream!r}, {names.group!r}")
+    program = program.replace('URL = "redis://127.0.0.1:6379/0"', f"URL = {URL!r}")
+    exec(compile(program, "docs/redis.md", "exec"), {"__name__": "__main__"})

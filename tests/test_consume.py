@@ -140,7 +140,10 @@ async def test_closing_the_pool_stops_consume_and_leaves_the_rest_in_the_channel
     assert lost == [], f"items taken from the channel but never run: {lost}"
 
 
-async def test_cancelling_consume_cancels_the_jobs_it_started() -> None:
+async def test_cancelling_consume_stops_intake_and_leaves_its_jobs_to_the_pool() -> None:
+    # A job, once accepted, is the pool's: cancelling the consume() call
+    # stops it taking items, and the jobs it started still run to their end
+    # (so a graceful shutdown that cancels a serving loop keeps them).
     probe = Probe()
     send, receive = anyio.create_memory_object_stream[int](10)
     with anyio.fail_after(5), send, receive:
@@ -148,19 +151,23 @@ async def test_cancelling_consume_cancels_the_jobs_it_started() -> None:
             other = await pool.submit(probe.block, "not consume's")
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(pool.consume, receive, probe.forever)
+                    tg.start_soon(pool.consume, receive, probe.block)
                     send.send_nowait(1)
                     send.send_nowait(2)
                     await anyio.wait_all_tasks_blocked()
                     scope.cancel()
+            send.send_nowait(3)  # stays in the channel: consume has stopped
             await anyio.wait_all_tasks_blocked()
-            # Job 1 was running (and saw the cancellation), job 2 was queued.
+            # Job 1 is running, job 2 is queued behind the two busy workers.
             assert probe.started == ["not consume's", 1]
-            assert probe.cancelled == [1]
-            assert pool.stats.cancelled == 2
-            assert not other.done()  # only consume's own jobs
+            assert probe.cancelled == []
+            assert pool.stats.queued == 1
             probe.release.set()
+        assert receive.receive_nowait() == 3
     assert other.result() == "not consume's"
+    assert sorted(probe.started[1:]) == [1, 2]
+    assert pool.stats.completed == 3
+    assert pool.stats.cancelled == 0
 
 
 async def test_pool_cancelled_during_consume_raises_pool_closed_outside() -> None:

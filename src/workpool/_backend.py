@@ -99,9 +99,10 @@ def _fast_current_task(loop: asyncio.AbstractEventLoop) -> Callable[[], object]:
     """
     if sys.version_info < (3, 12):
         tasks: Any = getattr(asyncio.tasks, "_current_tasks", None)
-        if isinstance(tasks, dict):
-            get: Callable[[object], object] = tasks.get  # pyright: ignore[reportUnknownMemberType]
-            return functools.partial(get, loop)
+        get: Any = getattr(tasks, "get", None)
+        if type(tasks) is dict and get is not None:
+            current: Callable[[], object] = functools.partial(get, loop)
+            return current
     return asyncio.current_task
 
 

@@ -392,17 +392,14 @@ async def consume_source(
         # Closed gracefully: stop taking items; the jobs already started finish.
     except Exception as exc:
         source_exc = exc
-    except BaseException:
-        _cancel_all(outstanding)
-        raise
     finally:
+        # Cancelled, the call stops taking items and re-raises; the jobs it
+        # started are the pool's, like any accepted job: they drain with a
+        # closing pool (a graceful shutdown keeps them) and are cancelled
+        # with a cancelled one.
         pool._intake_scopes.discard(scope)
-    try:
-        while outstanding:
-            await all_done.wait()
-    except BaseException:
-        _cancel_all(outstanding)
-        raise
+    while outstanding:
+        await all_done.wait()
     if source_exc is not None:
         raise source_exc
     if pool._cancel_called:

@@ -12,6 +12,7 @@ from typing_extensions import Self
 
 from ._errors import PoolClosed
 from ._job import Job, _no_public_constructor
+from ._validate import check_bool
 
 if TYPE_CHECKING:
     from ._job import Site
@@ -152,7 +153,7 @@ class ticker:
 
     def __init__(self, interval: float, *, first_tick_now: bool = False) -> None:
         self._interval = check_interval(interval)
-        self._first_now = first_tick_now
+        self._first_now = check_bool(first_tick_now, "first_tick_now")
         self._next: float | None = None  # the next tick; None before the first
 
     def __aiter__(self) -> Self:

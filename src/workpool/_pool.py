@@ -31,6 +31,7 @@ from ._validate import (
     check_async_callable,
     check_bool,
     check_grace,
+    check_optional_rate,
     check_optional_timeout,
     check_pending,
     check_positive_int,
@@ -128,10 +129,12 @@ class Pool:
         if retry is not None and not _is_retry(retry):
             raise TypeError(f"retry must be a workpool.Retry or None, got {type(retry).__name__} {retry!r}")
         self._retry = retry
-        self._max_per_second = check_optional_timeout(max_per_second, "max_per_second")
+        self._max_per_second = check_optional_rate(max_per_second, "max_per_second")
         self._rate: RateLimit | None = None
         self._stall_after = check_optional_timeout(stall_after, "stall_after")
-        self._shutdown_grace = check_optional_timeout(shutdown_grace, "shutdown_grace")
+        self._shutdown_grace = (
+            None if shutdown_grace is None else check_grace(shutdown_grace, "shutdown_grace")
+        )
         # Jobs with none of these options run on the worker's fast path.
         self._plain = job_timeout is None and retry is None and max_per_second is None
         self._name = check_str(name, "name")
@@ -369,8 +372,9 @@ class Pool:
         interval = check_interval(interval)
         jitter = check_jitter(jitter)
         check_bool(first_run_now, "first_run_now")
-        if not self._is_own_job():
-            self._check_intake()
+        # Even a job of the pool's own may not start a schedule once the pool
+        # is closing: nothing would stop it.
+        self._check_intake("every")
         assert self._tg is not None
         handle = PeriodicJob._new()
         scope = handle._scope
@@ -566,8 +570,9 @@ class Pool:
         `source` stays open: closing it is the caller's business, as with any
         stream it owns.
 
-        Cancellation: cancelling the caller stops taking items and cancels
-        the jobs this call started.
+        Cancellation: cancelling the caller stops taking items; the jobs it
+        already started belong to the pool, like any accepted job, and run
+        to their end unless the pool is cancelled.
 
         Raises:
             TypeError: `fn` is not an async function or `source` is not an async iterable.
@@ -597,9 +602,9 @@ class Pool:
         if self._state == NEW:
             raise RuntimeError(f"Pool.{what}() needs an open pool: use 'async with Pool(...) as pool:'")
 
-    def _check_intake(self) -> None:
+    def _check_intake(self, what: str = "submit") -> None:
         if self._state != OPEN or self._cancel_called:
-            self._check_entered("submit")
+            self._check_entered(what)
             raise PoolClosed(f"workpool.Pool {self._name!r} is closed and accepts no new jobs")
 
     def _is_own_job(self) -> bool:

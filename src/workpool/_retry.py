@@ -90,7 +90,10 @@ class Retry:
 
         `rand` (0 to 1) replaces the random draw, for tests.
         """
-        base = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+        # Past 2**62 the product would overflow a float's range long before it
+        # mattered: the cap has been reached by then for any sane backoff.
+        doublings = attempt - 1
+        base = self.max_backoff if doublings > 62 else min(self.backoff * 2.0**doublings, self.max_backoff)
         draw = random.random() if rand is None else rand
         return float(base * (1 - self.jitter * draw))
 

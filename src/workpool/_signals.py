@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Generator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Generator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 import anyio
@@ -48,20 +48,34 @@ def shutdown_on_signals(
         RuntimeError: the pool is not open.
         TypeError, ValueError: `grace` is not a number of seconds >= 0.
     """
-    if grace is not None:
-        pool._shutdown_grace = check_grace(grace, "grace")
+    grace_seconds = None if grace is None else check_grace(grace, "grace")
     if pool._tg is None or pool._state != OPEN:
         raise RuntimeError("shutdown_on_signals() needs an open pool: call it inside 'async with Pool(...)'")
+    if grace_seconds is not None:
+        pool._shutdown_grace = grace_seconds
+    # The handlers are installed here, not in the listener task, so that a
+    # signal arriving before that task first runs is not lost (or fatal).
+    receiver_cm = anyio.open_signal_receiver(*signals)
+    receiver = receiver_cm.__enter__()
     scope = anyio.CancelScope()
-    pool._start_service(_listen, pool, scope, signals, name=f"{pool.name}-signals")
+    try:
+        pool._start_service(_listen, pool, scope, receiver_cm, receiver, name=f"{pool.name}-signals")
+    except BaseException:
+        receiver_cm.__exit__(None, None, None)
+        raise
     with scope:
         yield
 
 
-async def _listen(pool: Pool, scope: anyio.CancelScope, signals: tuple[signal.Signals, ...]) -> None:
-    with anyio.open_signal_receiver(*signals) as received:
+async def _listen(
+    pool: Pool,
+    scope: anyio.CancelScope,
+    receiver_cm: AbstractContextManager[AsyncIterator[int]],
+    receiver: AsyncIterator[int],
+) -> None:
+    try:
         first = True
-        async for signum in received:
+        async for signum in receiver:
             name = signal.Signals(signum).name
             if first:
                 first = False
@@ -73,3 +87,5 @@ async def _listen(pool: Pool, scope: anyio.CancelScope, signals: tuple[signal.Si
                 logger.warning("workpool.Pool %r: %s received again, cancelling", pool.name, name)
                 pool.cancel()
                 return
+    finally:
+        receiver_cm.__exit__(None, None, None)

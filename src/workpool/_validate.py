@@ -13,6 +13,7 @@ __all__ = [
     "check_async_callable",
     "check_bool",
     "check_grace",
+    "check_optional_rate",
     "check_optional_timeout",
     "check_pending",
     "check_positive_int",
@@ -143,4 +144,18 @@ def check_grace(value: object, name: str = "grace") -> float:
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
     if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def check_optional_rate(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of jobs per second or None, got {type(value).__name__} {value!r}"
+        )
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(
+            f"{name} must be a positive, finite number of jobs per second or None, got {value!r}"
+        )
     return float(value)

@@ -173,8 +173,13 @@ async def _run_configured(
     suspended = False
     while True:
         attempt += 1
-        if rate is not None and await rate.acquire():
-            suspended = True
+        if rate is not None:
+            # Waiting for a start slot is not running: a task dump or the
+            # stall watchdog must not count it.
+            job._started_at = None
+            if await rate.acquire():
+                suspended = True
+            job._started_at = pool._clock()
         try:
             if timeout is None:
                 try:

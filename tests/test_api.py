@@ -28,9 +28,19 @@ EXPECTED_ALL = (
     "PoolStats",
     "Retry",
     "ShutdownReport",
+    "StackFrame",
+    "TaskRecord",
+    "TaskSummary",
     "WorkpoolError",
+    "dump_on_signal",
+    "dump_tasks",
+    "format_tasks",
     "shutdown_on_signals",
+    "summarize_tasks",
     "ticker",
+    "track_tasks",
+    "untrack_tasks",
+    "watch_tasks",
 )
 
 PACKAGE_DIR = pathlib.Path(workpool.__file__).parent

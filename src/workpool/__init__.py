@@ -29,6 +29,8 @@ from ._retry import Retry as Retry
 from ._signals import shutdown_on_signals as shutdown_on_signals
 from ._stats import PoolStats as PoolStats
 from ._stats import ShutdownReport as ShutdownReport
+from ._threads import check_cancelled as check_cancelled
+from ._threads import run_in_thread as run_in_thread
 from ._tracker import track_tasks as track_tasks
 from ._tracker import untrack_tasks as untrack_tasks
 from ._watch import watch_tasks as watch_tasks
@@ -50,9 +52,11 @@ __all__ = (
     "TaskRecord",
     "TaskSummary",
     "WorkpoolError",
+    "check_cancelled",
     "dump_on_signal",
     "dump_tasks",
     "format_tasks",
+    "run_in_thread",
     "shutdown_on_signals",
     "summarize_tasks",
     "ticker",

@@ -29,6 +29,8 @@ from ._retry import Retry as Retry
 from ._signals import shutdown_on_signals as shutdown_on_signals
 from ._stats import PoolStats as PoolStats
 from ._stats import ShutdownReport as ShutdownReport
+from ._thread_periodic import PeriodicCall as PeriodicCall
+from ._threadpool import ThreadPool as ThreadPool
 from ._threads import check_cancelled as check_cancelled
 from ._threads import run_in_thread as run_in_thread
 from ._tracker import track_tasks as track_tasks
@@ -41,6 +43,7 @@ __all__ = (
     "Job",
     "JobCancelled",
     "MapIterator",
+    "PeriodicCall",
     "PeriodicJob",
     "Pool",
     "PoolClosed",
@@ -51,6 +54,7 @@ __all__ = (
     "StackFrame",
     "TaskRecord",
     "TaskSummary",
+    "ThreadPool",
     "WorkpoolError",
     "check_cancelled",
     "dump_on_signal",

@@ -231,9 +231,10 @@ async def run_in_thread(
 
     With ``abandon_on_cancel=True`` the cancellation propagates at once and
     the thread is left to finish on its own, its outcome discarded.  An
-    abandoned thread still runs after its job, and its pool, are over: a
-    leak detector reports it, and it may use resources its caller has
-    already released.  Use it only for calls that are safe to forget.
+    abandoned thread still runs after its job, and its pool, are over: it
+    is a thread leak (the kind `workpool.testing.no_leaks` exists to catch),
+    and it may use resources its caller has already released.  Use it only
+    for calls that are safe to forget.
 
     Args:
         fn: a synchronous callable; keyword arguments go through `functools.partial`.

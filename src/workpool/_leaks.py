@@ -8,7 +8,6 @@ import inspect
 import math
 import threading
 import time
-import traceback
 from collections.abc import Callable, Coroutine, Iterable
 from fnmatch import fnmatchcase
 from types import CodeType, TracebackType
@@ -18,9 +17,9 @@ import anyio
 import anyio.lowlevel
 from typing_extensions import ParamSpec
 
-from . import _tracker
 from ._dump import LoopView, thread_records
 from ._frames import qualname
+from ._leak_region import Region, loop_owned
 from ._records import StackFrame, TaskRecord, format_records
 from ._validate import check_str
 
@@ -35,11 +34,6 @@ FunctionSpec = str | Callable[..., object]
 A name is the qualified name (``Class.method``) or, for what a task is blocked
 on, the label of `TaskRecord.blocked_on` (``anyio.sleep``).
 """
-
-# Threads that an event loop keeps for itself and reuses: idle, or (trio's
-# guest mode) waiting for I/O on the loop's behalf.  Such a thread is not a
-# leak while none of the program's own code is on its stack.
-_LOOP_THREAD_PREFIXES = ("Trio thread ", "AnyIO worker thread", "asyncio_")
 
 _FIRST_DELAY = 0.001
 # Turns of the event loop given before anything counts as leaked, even with
@@ -72,82 +66,6 @@ def _new_check() -> LeakCheck:
     return check
 
 
-class _Region:
-    """One entry into a `LeakCheck`: what existed before, and what was logged since."""
-
-    def __init__(self, view: LoopView | None) -> None:
-        self.view = view
-        self.tasks_before: set[object] = set(view.tasks()) if view is not None else set()
-        self.threads_before = set(threading.enumerate())
-        self.logged: list[str] = []
-        self._undo: list[Callable[[], None]] = []
-        self._hook_threads()
-        if view is not None:
-            _tracker.acquire()
-            self._undo.append(_tracker.release)
-            if view.kind == "asyncio":
-                self._hook_asyncio(view.key)
-
-    def _hook_threads(self) -> None:
-        previous = threading.excepthook
-        logged = self.logged
-
-        # An enclosing region's hook is skipped: the error is reported once,
-        # by the innermost region, and then handed to the hook from before.
-        base = getattr(previous, "_workpool_base", previous)
-
-        def hook(args: threading.ExceptHookArgs) -> None:
-            name = args.thread.name if args.thread is not None else "?"
-            error = "".join(traceback.format_exception_only(args.exc_type, args.exc_value)).strip()
-            logged.append(f"unhandled exception in thread {name!r}: {error}")
-            base(args)
-
-        hook._workpool_base = base  # type: ignore[attr-defined]
-        threading.excepthook = hook
-
-        def undo() -> None:
-            if threading.excepthook is hook:
-                threading.excepthook = previous
-
-        self._undo.append(undo)
-
-    def _hook_asyncio(self, loop: Any) -> None:
-        previous = loop.get_exception_handler()
-        base = getattr(previous, "_workpool_base", previous)  # as for threads above
-        logged = self.logged
-
-        def handler(loop: Any, context: dict[str, Any]) -> None:
-            # Every call is an error the event loop could only log: a task
-            # destroyed while pending, an exception nobody retrieved, a
-            # failing callback.
-            message = str(context.get("message", "error logged by the event loop"))
-            exc = context.get("exception")
-            if exc is not None:
-                message += f": {type(exc).__name__}: {exc}"
-            task = context.get("task") or context.get("future")
-            if task is not None:
-                message += f" ({task!r})"
-            logged.append(message)
-            if base is not None:
-                base(loop, context)
-            else:
-                loop.default_exception_handler(context)
-
-        handler._workpool_base = base  # type: ignore[attr-defined]
-        loop.set_exception_handler(handler)
-
-        def undo() -> None:
-            if loop.get_exception_handler() is handler:
-                loop.set_exception_handler(previous)
-
-        self._undo.append(undo)
-
-    def close(self) -> None:
-        for undo in reversed(self._undo):
-            undo()
-        self._undo.clear()
-
-
 def _matches(spec: FunctionSpec, frame: StackFrame) -> bool:
     if isinstance(spec, str):
         return frame.function == spec
@@ -175,7 +93,7 @@ class LeakCheck:
     _blocked_in: tuple[FunctionSpec, ...]
     _created_by: tuple[FunctionSpec, ...]
     _label: str
-    _region: _Region | None
+    _region: Region | None
 
     @classmethod
     def _new(
@@ -213,7 +131,7 @@ class LeakCheck:
     def _enter(self, view: LoopView | None) -> None:
         if self._region is not None:
             raise RuntimeError(f"{self!r} is already active; create another with no_leaks()")
-        self._region = _Region(view)
+        self._region = Region(view)
 
     async def __aenter__(self) -> None:
         """Take the snapshot: the tasks and threads that exist now are not checked."""
@@ -223,6 +141,7 @@ class LeakCheck:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        __tracebackhide__ = True
         region = self._region
         assert region is not None
         self._region = None
@@ -276,6 +195,7 @@ class LeakCheck:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        __tracebackhide__ = True
         region = self._region
         assert region is not None
         self._region = None
@@ -326,7 +246,7 @@ class LeakCheck:
         # (hours of virtual time under MockClock) checks ~20 times, not millions.
         return max(_MAX_DELAY, self._timeout / 20)
 
-    def _leaked_tasks(self, region: _Region) -> list[TaskRecord]:
+    def _leaked_tasks(self, region: Region) -> list[TaskRecord]:
         view = region.view
         if view is None:
             return []
@@ -334,11 +254,11 @@ class LeakCheck:
         new = [t for t in view.tasks() if t not in region.tasks_before and t is not current]
         return [r for r in view.records(new) if not self._ignored(r)] if new else []
 
-    def _leaked_threads(self, region: _Region) -> list[TaskRecord]:
+    def _leaked_threads(self, region: Region) -> list[TaskRecord]:
         new = [t for t in threading.enumerate() if t not in region.threads_before and t.is_alive()]
         if not new:
             return []
-        return [r for r in thread_records(new) if not _loop_owned(r) and not self._ignored(r)]
+        return [r for r in thread_records(new) if not loop_owned(r) and not self._ignored(r)]
 
     def _ignored(self, record: TaskRecord) -> bool:
         if any(fnmatchcase(record.name, pattern) for pattern in self._names):
@@ -355,7 +275,8 @@ class LeakCheck:
         site = record.created_by
         return site is not None and any(_matches(spec, site) for spec in self._created_by)
 
-    def _report(self, leaks: list[TaskRecord], region: _Region) -> None:
+    def _report(self, leaks: list[TaskRecord], region: Region) -> None:
+        __tracebackhide__ = True  # pytest shows the LeakError, not this code
         if not leaks and not region.logged:
             return
         parts: list[str] = []
@@ -383,10 +304,6 @@ def _check_timeout(value: object) -> float:
     if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"timeout must be a finite number of seconds >= 0, got {value!r}")
     return float(value)
-
-
-def _loop_owned(record: TaskRecord) -> bool:
-    return record.name.startswith(_LOOP_THREAD_PREFIXES) and all(frame.library for frame in record.stack)
 
 
 def _strings(values: Iterable[str], what: str) -> tuple[str, ...]:

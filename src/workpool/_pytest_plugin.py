@@ -58,6 +58,7 @@ def _is_anyio_async_test(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture(autouse=True)
 def _workpool_leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
+    __tracebackhide__ = True
     marker = request.node.get_closest_marker("no_leaks")
     wanted = marker is not None or "no_leaks" in request.fixturenames or request.config.getoption("leaks")
     if not wanted:
@@ -81,6 +82,7 @@ def _workpool_leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 async def _workpool_async_leak_check(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    __tracebackhide__ = True
     async with request.node.stash[_CHECK]:
         yield
 

@@ -104,8 +104,11 @@ def _display_path(filename: str) -> str:
 
 def format_duration(seconds: float) -> str:
     """``"12 seconds"`` under two minutes, else whole minutes as a goroutine dump has it."""
+    if seconds < 1:
+        return f"{max(seconds, 0) * 1000:.0f} ms"
     if seconds < 120:
-        return f"{max(seconds, 0):.0f} seconds" if seconds >= 1 else f"{max(seconds, 0) * 1000:.0f} ms"
+        whole = round(seconds)
+        return "1 second" if whole == 1 else f"{whole} seconds"
     return f"{int(seconds // 60)} minutes"
 
 

@@ -38,7 +38,8 @@ class TaskInfo:
         self.number = next(_numbers)
         self.site = site
         self.created_at = now
-        self.blocked_since: float | None = None
+        # Until its first step a task waits to start: blocked since creation.
+        self.blocked_since: float | None = now
 
 
 class _Tracked(Coroutine[Any, Any, Any]):

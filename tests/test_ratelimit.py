@@ -89,7 +89,10 @@ async def test_a_cancelled_wait_gives_its_slot_back_only_if_it_was_the_last() ->
             c_start = starts.times[1] - t0
             d = await pool.submit(starts.slow, 10)  # slot 3
             await anyio.sleep(0.1)
-            d.cancel()  # the last reservation: slot 3 is given back
+            d.cancel()  # the last reservation: slot 3 is given back...
+            # ...once d's worker has seen the cancellation; trio may run the
+            # next job's worker first otherwise (it shuffles ready tasks).
+            await anyio.wait_all_tasks_blocked()
             await pool.submit(starts.quick)  # takes slot 3
     assert c_start == 2.0
     assert [t - t0 for t in starts.times] == [0.0, 2.0, 3.0]

@@ -27,6 +27,7 @@ from ._ratelimit import RateLimit
 from ._retry import Retry
 from ._stall import watch_stalls
 from ._stats import PoolStats, ShutdownReport
+from ._threads import check_sync_callable, run_in_thread
 from ._validate import (
     check_async_callable,
     check_bool,
@@ -481,6 +482,27 @@ class Pool:
         if self._max_pending == 0 and job._state == PENDING and not self._is_own_job():
             # A rendezvous: return once a worker has taken the job.
             await job._wait_started()
+        return job
+
+    async def submit_thread(self, fn: Callable[[Unpack[PosArgsT]], T], *args: Unpack[PosArgsT]) -> Job[T]:
+        """Accept the blocking call ``fn(*args)`` as a job that runs in a worker thread.
+
+        The same as ``await pool.submit(run_in_thread, fn, *args)`` (see
+        `run_in_thread`): backpressure, ``on_error``, ``job_timeout`` and
+        stats work as for any job, and ``max_workers`` bounds the threads too.
+        Cancelling the job raises the flag that `check_cancelled` reads in
+        the thread; the job ends only when its thread has returned.
+
+        Cancellation: as `submit`.
+
+        Raises:
+            TypeError: `fn` is an async function, an awaitable, or not callable.
+            PoolClosed, RuntimeError: as for `submit`.
+        """
+        check_sync_callable(fn, "Pool.submit_thread")
+        site = _caller_site()
+        job: Job[T] = await self.submit(run_in_thread, fn, *args)
+        job._site = site  # the caller's line, not this method's
         return job
 
     def submit_nowait(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _registry, _tracker
 from ._frames import Frame, blocked_on, coroutine_frames, is_library, qualname, running_frames, thread_frames
+from ._job import Site, site_line
 from ._records import StackFrame, TaskRecord, TaskSummary, format_records, summarize
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class LoopView:
         state = "" if running else blocked_on(frames, leaf if leaf is not None else awaited)
         if worker is not None:
             pool, info = worker
-            created = info.site or created
+            created = site_line(info.site) if info.site is not None else created
             current_job = info.job
             if current_job is None:
                 if info.idle_since is not None and not running:
@@ -101,7 +102,7 @@ class LoopView:
                     blocked_for = now - info.idle_since
             else:
                 job = _function_name(current_job._fn)
-                job_site = _site(current_job._site)
+                job_site = _pool_site(current_job._site)
                 if current_job._started_at is not None:
                     job_running_for = now - current_job._started_at
         return TaskRecord(
@@ -150,6 +151,11 @@ def _stack(frames: list[Frame]) -> tuple[StackFrame, ...]:
 
 def _site(site: tuple[CodeType, int] | None) -> StackFrame | None:
     return None if site is None else _stack_frame(*site)
+
+
+def _pool_site(site: Site | None) -> StackFrame | None:
+    """A site the pool recorded: its offset is turned into a line only now."""
+    return None if site is None else _stack_frame(*site_line(site))
 
 
 def thread_records(threads: Iterable[threading.Thread] | None = None) -> list[TaskRecord]:

@@ -775,9 +775,9 @@ def _no_clock() -> float:
 
 
 def _caller_site(depth: int = 2) -> Site:
-    """The code and line that called the public method calling this."""
+    """Where the public method calling this was called from (see `Site`)."""
     frame = sys._getframe(depth)
-    return frame.f_code, frame.f_lineno
+    return frame.f_code, frame.f_lasti
 
 
 def _no_fn() -> object:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._job import site_line
+
 if TYPE_CHECKING:
     from ._job import Job, Site
     from ._pool import Pool
@@ -21,7 +23,7 @@ logger = logging.getLogger("workpool")
 def format_site(site: Site | None) -> str:
     if site is None:
         return "unknown"
-    code, line = site
+    code, line = site_line(site)
     return f"{code.co_name} at {code.co_filename}:{line}"
 
 

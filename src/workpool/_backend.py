@@ -77,6 +77,10 @@ def _asyncio_cancel_pending() -> Callable[[], bool] | None:
             if task is None:
                 return False
             state = states.get(task)
+            if state is None:
+                # anyio makes a task's state when it first enters a scope:
+                # remembering "none" would hide that scope's cancellation.
+                return False
             cache[0] = (weakref.ref(task), state)
         scope = state.cancel_scope if state is not None else None
         while scope is not None:

@@ -738,8 +738,13 @@ class Pool:
             if info.job is not None:
                 info.job.cancel()
 
-    def _start_service(self, fn: Callable[..., Awaitable[object]], *args: object, name: str) -> None:
-        """Run a background task of the pool's own until a closing pool has drained."""
+    def _start_service(
+        self, fn: Callable[..., Awaitable[object]], *args: object, name: str
+    ) -> anyio.CancelScope:
+        """Run a background task of the pool's own until a closing pool has drained.
+
+        Returns the task's cancel scope, to stop it sooner.
+        """
         assert self._tg is not None
         scope = anyio.CancelScope()
         self._service_scopes.add(scope)
@@ -752,6 +757,7 @@ class Pool:
                 self._service_scopes.discard(scope)
 
         self._tg.start_soon(run, name=name)
+        return scope
 
     def _handle_failure(self, job: Job[Any], exc: Exception) -> None:
         handler = self._error_handler

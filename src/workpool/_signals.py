@@ -59,12 +59,21 @@ def shutdown_on_signals(
     receiver = receiver_cm.__enter__()
     scope = anyio.CancelScope()
     try:
-        pool._start_service(_listen, pool, scope, receiver_cm, receiver, name=f"{pool.name}-signals")
+        listener = pool._start_service(
+            _listen, pool, scope, receiver_cm, receiver, name=f"{pool.name}-signals"
+        )
     except BaseException:
         receiver_cm.__exit__(None, None, None)
         raise
-    with scope:
-        yield
+    try:
+        with scope:
+            yield
+    finally:
+        if not scope.cancel_called:
+            # The block ended on its own: stop listening, and the signals
+            # get their usual handlers back.  After a first signal the
+            # listener stays, so that a second one cancels the draining pool.
+            listener.cancel()
 
 
 async def _listen(

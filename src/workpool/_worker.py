@@ -123,7 +123,11 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                     except cancelled_exc:
                         pool._cancelled += 1
                         job._finish(CANCELLED, None, None)
-                        raise
+                        if not _stray_cancellation(pool, job, task):
+                            raise
+                        # The job raised a cancellation nobody asked for (on
+                        # asyncio, awaiting a future that someone else
+                        # cancelled): it ends cancelled, the pool goes on.
                     except Exception as exc:
                         pool._failed += 1
                         job._finish(FAILED, None, exc)
@@ -159,6 +163,23 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
         del pool._worker_info[task]
         pool._workers -= 1
         pool._maybe_drained()
+
+
+def _stray_cancellation(pool: Pool, job: Job[Any], task: object) -> bool:
+    """Whether a cancellation that ended `job` was asked for by no one.
+
+    Only asyncio has such cancellations: trio raises ``Cancelled`` only from
+    a cancelled scope.  Asked for are Job.cancel(), the pool's cancellation,
+    an enclosing anyio scope, and a native ``Task.cancel()`` of the worker.
+    """
+    backend = pool._backend
+    assert backend is not None
+    if backend.name != "asyncio" or job._cancel_requested or pool._cancel_called:
+        return False
+    if backend.cancel_pending():
+        return False
+    cancelling: Any = getattr(task, "cancelling", None)  # Python 3.11+
+    return cancelling is not None and not cancelling()
 
 
 async def _run_configured(

@@ -15,10 +15,7 @@ import pytest
 from helpers import Boom
 from workpool import Job, JobCancelled, Pool, check_cancelled
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.skipif(not hasattr(Pool, "submit_thread"), reason="Pool.submit_thread is not wired yet"),
-]
+pytestmark = pytest.mark.anyio
 
 WAIT = 10.0
 

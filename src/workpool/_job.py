@@ -57,7 +57,9 @@ def _no_public_constructor(cls: type[object]) -> NoReturn:
 class Job(Generic[T_co]):
     """The handle to one job: its state, its outcome, and a way to cancel it.
 
-    Created by `Pool.submit` and `Pool.submit_nowait`.  ``await job`` waits
+    Created by `Pool.submit`, `Pool.submit_nowait` and `Pool.submit_thread`
+    (and, without a handle for the caller, by `Pool.map`, `Pool.consume` and
+    `Pool.every`).  ``await job`` waits
     for the job to finish and returns its value, or raises the exception the
     job raised, or `JobCancelled`.  A job is run at most once; awaiting it
     several times (or from several tasks) gives the same outcome each time.

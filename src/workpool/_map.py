@@ -180,8 +180,6 @@ class _MapState:
             raise StopAsyncIteration
         if not self.started:
             self.started = True
-            if self.closed:
-                raise StopAsyncIteration
             assert pool._tg is not None
             pool._intake_scopes.add(self.scope)
             pool._tg.start_soon(self.feed, name=f"{pool.name}-map-feeder")

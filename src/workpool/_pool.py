@@ -86,6 +86,15 @@ class Pool:
             too.  A cancelled job is not a failure.
         job_timeout: seconds a job may run before it is cancelled and fails
             with `TimeoutError` (a failure like any other), or ``None``.
+        retry: a `Retry` policy: which failed jobs run again, and after how
+            long; only the last failure reaches ``on_error``.
+        max_per_second: the most job starts per second, evenly spaced
+            (a rate, not a burst allowance), or ``None``.
+        stall_after: seconds after which a still-running job is reported,
+            once, on the ``workpool`` logger with its stack and submit site,
+            and counted in `PoolStats.stalled`; or ``None``.
+        shutdown_grace: when the block exits normally, run `shutdown` with
+            this grace period instead of waiting for every job; or ``None``.
         name: names the worker tasks (``"<name>-worker-<n>"``) and appears
             in error messages.
 

@@ -197,7 +197,9 @@ def test_stats_count_every_outcome() -> None:
         assert queued.cancel()
         pool.submit(fail)
         stats = pool.stats
-        assert (stats.workers, stats.busy, stats.queued, stats.submitted) == (1, 1, 2, 3)
+        # The cancelled job is counted at once and no longer queued.
+        assert (stats.workers, stats.busy, stats.queued, stats.submitted) == (1, 1, 1, 3)
+        assert stats.cancelled == 1
         gate.release.set()
         assert running.result(WAIT) == "running"
     stats = pool.stats
@@ -870,3 +872,30 @@ def test_blocking_methods_are_plain_functions() -> None:
     # Nothing here is async: a ThreadPool is for code without an event loop.
     for name in ("submit", "submit_nowait", "map", "every", "shutdown", "cancel", "__enter__", "__exit__"):
         assert not inspect.iscoroutinefunction(getattr(ThreadPool, name))
+
+
+def test_a_cancelled_queued_future_gives_its_place_back_at_once() -> None:
+    # Found by review: the place and the count used to wait for a worker to
+    # reach the cancelled job.
+    release = threading.Event()
+    started = threading.Event()
+
+    def block() -> None:
+        started.set()
+        assert release.wait(10)
+
+    with ThreadPool(max_workers=1, max_pending=2) as pool:
+        pool.submit(block)
+        assert started.wait(10)
+        queued = [pool.submit(int, 1), pool.submit(int, 2)]
+        with pytest.raises(PoolFull):
+            pool.submit_nowait(int, 3)
+        assert queued[0].cancel()
+        stats = pool.stats
+        assert (stats.queued, stats.cancelled) == (1, 1)
+        third = pool.submit_nowait(int, 3)  # the cancelled job's place
+        release.set()
+    assert third.result() == 3
+    assert queued[1].result() == 2
+    stats = pool.stats
+    assert (stats.submitted, stats.completed, stats.cancelled) == (4, 3, 1)

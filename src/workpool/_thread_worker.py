@@ -38,7 +38,7 @@ class Running:
 class Item:
     """One accepted job, queued until a worker thread takes it."""
 
-    __slots__ = ("args", "ctx", "flag", "fn", "future", "kwargs", "periodic")
+    __slots__ = ("accounted", "args", "ctx", "flag", "fn", "future", "kwargs", "periodic")
 
     def __init__(
         self,
@@ -51,6 +51,10 @@ class Item:
         periodic: PeriodicCall | None,
     ) -> None:
         self.future = future
+        # Whether the pool has already counted this job as cancelled (under
+        # its lock): a cancelled queued job is counted once, by whoever sees
+        # it first, the future's callback, the pool or the worker.
+        self.accounted = False
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -93,12 +97,14 @@ def _run(pool: ThreadPool, item: Item, running: Running) -> None:
         # Cancelled while queued: by its periodic handle, or by
         # Future.cancel() (the pool's own cancellation dequeues its jobs).
         with pool._lock:
-            pool._unfinished -= 1
-            pool._cancelled += 1
             pool._idle += 1
-            if periodic is not None:
-                periodic._running = False
-            pool._job_left_locked()
+            if not item.accounted:
+                item.accounted = True
+                pool._unfinished -= 1
+                pool._cancelled += 1
+                if periodic is not None:
+                    periodic._running = False
+                pool._job_left_locked()
         return
     running.busy = True
     if periodic is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -570,7 +571,12 @@ class ThreadPool(Executor):
     ) -> tuple[Future[Any], threading.Thread | None]:
         """Queue a job; return its future and a new worker thread that the caller must start."""
         future: Future[Any] = Future()
-        self._queue.put(Item(future, fn, args, kwargs, ctx, flag, periodic))
+        item = Item(future, fn, args, kwargs, ctx, flag, periodic)
+        # A future cancelled while its job waits gives its place back at once,
+        # not when a worker reaches it (Future.cancel() runs this outside any
+        # lock of the pool's).
+        future.add_done_callback(functools.partial(self._queued_future_done, item))
+        self._queue.put(item)
         self._unfinished += 1
         self._submitted += 1
         if self._idle:
@@ -635,6 +641,7 @@ class ThreadPool(Executor):
             self._unfinished -= len(items)
             self._cancelled += len(items)
             for item in items:
+                item.accounted = True
                 if item.periodic is not None:
                     item.periodic._running = False
             if items:
@@ -678,6 +685,19 @@ class ThreadPool(Executor):
 
     def _count_busy(self) -> int:
         return sum(running.busy for running in self._running)
+
+    def _queued_future_done(self, item: Item, future: Future[Any]) -> None:
+        if not future.cancelled():
+            return
+        with self._lock:
+            if item.accounted:
+                return
+            item.accounted = True
+            self._unfinished -= 1
+            self._cancelled += 1
+            if item.periodic is not None:
+                item.periodic._running = False
+            self._job_left_locked()
 
     def _job_left_locked(self) -> None:
         if self._room_wanted:

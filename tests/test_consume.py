@@ -236,3 +236,38 @@ async def test_consume_rejects_what_it_cannot_use() -> None:
         send, receive = anyio.create_memory_object_stream[int](1)
         with send, receive, pytest.raises(TypeError, match="async"):
             await pool.consume(receive, sync_fn)  # type: ignore[arg-type]
+
+
+class _Feed:
+    """An async iterable whose __aiter__ is an async generator: consume owns the iterator."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[int]:
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            self.closed = True
+
+
+async def test_consume_closes_the_iterator_it_made_when_it_stops_early() -> None:
+    # consume stops while it waits for room, with the generator suspended at
+    # a yield: only an explicit aclose() runs its finally now (and inside the
+    # pool), rather than the garbage collector's hook some time later.
+    feed = _Feed()
+    probe = Probe()
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, max_pending=0) as pool, anyio.create_task_group() as tg:
+            tg.start_soon(pool.consume, feed, probe.block)
+            await anyio.wait_all_tasks_blocked()
+            assert probe.started == [1]  # item 2 waits for room
+            assert not feed.closed
+            tg.start_soon(pool.close)  # consume stops taking items
+            await anyio.wait_all_tasks_blocked()
+            assert feed.closed
+            probe.release.set()
+    assert probe.started == [1]

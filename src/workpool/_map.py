@@ -107,6 +107,7 @@ class _MapState:
         pool = self.pool
         items = self.items
         exhausted = False
+        iterator: object = None
         try:
             with self.scope:
                 # Room first, then the item: an item is taken from the source
@@ -140,11 +141,10 @@ class _MapState:
             pool._intake_scopes.discard(self.scope)
             self.source_done = True
             self.consumer.wake_one()
-            if not exhausted and isinstance(items, AsyncGenerator):
+            if not exhausted:
                 # Nobody else will finish a generator that the map stopped
                 # reading; closed here, its cleanup runs inside the pool.
-                with anyio.CancelScope(shield=True):
-                    await items.aclose()
+                await close_generator(iterator)
 
     async def wait_for_room(self) -> bool:
         """Wait until the map may take another item; False once the map is closed."""
@@ -376,13 +376,20 @@ async def consume_source(
                     admit(item)
             else:
                 iterator = aiter(source)
-                while True:
-                    await wait_for_room()
-                    try:
-                        item = await anext(iterator)
-                    except StopAsyncIteration:
-                        break
-                    admit(item)
+                try:
+                    while True:
+                        await wait_for_room()
+                        try:
+                            item = await anext(iterator)
+                        except StopAsyncIteration:
+                            break
+                        admit(item)
+                finally:
+                    if iterator is not source:
+                        # An async generator that source.__aiter__() made is
+                        # this call's to finish; a source that is its own
+                        # iterator stays the caller's, to resume or close.
+                        await close_generator(iterator)
     except PoolClosed:
         if pool._cancel_called:
             _cancel_all(outstanding)
@@ -434,6 +441,18 @@ async def _run_and_ack(fn: Callable[[T], Awaitable[object]], source: AckingSourc
         await source.nack(item, error)
         raise
     await source.ack(item)
+
+
+async def close_generator(iterator: object) -> None:
+    """Close `iterator` if it is an async generator, shielded from cancellation.
+
+    Left to the garbage collector, its ``finally`` blocks would run later,
+    from an event-loop hook outside any task group.
+    """
+    if isinstance(iterator, AsyncGenerator):
+        generator: AsyncGenerator[object, None] = iterator  # pyright: ignore[reportUnknownVariableType]
+        with anyio.CancelScope(shield=True):
+            await generator.aclose()
 
 
 def _cancel_all(jobs: set[Job[Any]]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from . import __version__
+from ._cli_args import positive_int as _positive_int
 
 __all__ = ["main"]
 
@@ -27,16 +28,6 @@ class _Command:
     configure: Callable[[argparse.ArgumentParser], None]
     #: Returns the process exit code.
     run: Callable[[argparse.Namespace], int]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ import argparse
 import importlib
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -27,6 +26,9 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
+from ._cli_args import non_negative_int as _non_negative_int
+from ._cli_args import positive_int as _positive_int
+from ._cli_args import seconds as _seconds
 from ._job import Job
 from ._pool import Pool
 from ._redis_producer import RedisProducer
@@ -45,36 +47,6 @@ Handler = Callable[[Any], Awaitable[object]]
 
 class _UsageError(Exception):
     """A mistake on the command line that argparse could not catch: exit 2."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
 
 
 def _add_redis_options(parser: argparse.ArgumentParser) -> None:

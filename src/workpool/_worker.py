@@ -178,8 +178,10 @@ def _stray_cancellation(pool: Pool, job: Job[Any], task: object) -> bool:
         return False
     if backend.cancel_pending():
         return False
-    cancelling: Any = getattr(task, "cancelling", None)  # Python 3.11+
-    return cancelling is not None and not cancelling()
+    # A native Task.cancel() of the worker (Python 3.11+ can tell); before
+    # 3.11 nothing can, and only anyio's scopes, checked above, cancel workers.
+    cancelling: Any = getattr(task, "cancelling", None)
+    return cancelling is None or not cancelling()
 
 
 async def _run_configured(

@@ -14,11 +14,13 @@ made (``MemoryObjectReceiveStream.receive``, ``anyio.sleep``).
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import site
 import sys
 import sysconfig
+import types
 from types import CodeType, FrameType
 from typing import Any
 
@@ -85,8 +87,20 @@ def is_library(filename: str) -> bool:
 
 
 def qualname(code: CodeType) -> str:
-    """The function's qualified name (``Class.method``); the plain name before Python 3.11."""
-    return getattr(code, "co_qualname", code.co_name)
+    """The function's qualified name (``Class.method``)."""
+    name: str | None = getattr(code, "co_qualname", None)
+    return name if name is not None else _qualname_before_311(code)
+
+
+@functools.lru_cache(maxsize=1024)
+def _qualname_before_311(code: CodeType) -> str:
+    # Code objects carry their qualified name only from Python 3.11 on;
+    # before, ask the function that holds the code.  A heap search, so only
+    # for dumps (never on a pool's hot path), and cached per code object.
+    for referrer in gc.get_referrers(code):
+        if isinstance(referrer, types.FunctionType) and referrer.__code__ is code:
+            return referrer.__qualname__
+    return code.co_name
 
 
 def _frame_of(obj: Any) -> tuple[FrameType | None, Any, bool]:

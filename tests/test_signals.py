@@ -206,16 +206,11 @@ def test_keyboard_interrupt_without_handlers_cancels_everything_and_leaves_nothi
 
 
 def test_a_signal_right_after_entering_the_block_is_handled(backend: str, child_factory: StartChild) -> None:
-    # BUG (src/workpool/_signals.py, shutdown_on_signals): the handlers are
-    # installed by a listener task that the pool merely schedules
-    # (pool._start_service -> start_soon), so for a while after the `with`
-    # block has been entered -- until the body first yields to the event
-    # loop -- a SIGTERM still has its default action and kills the process.
-    # A supervisor that sends SIGTERM right after start-up (or a child that
-    # prints "ready" without awaiting anything first) loses every accepted
-    # job.  Expected: handlers installed when `with` is entered (e.g. an
-    # async context manager that awaits tg.start()), so this drains and
-    # exits 0; actual: the process dies of SIGTERM (exit code -15).
+    # Guards a fixed bug: the handlers used to be installed by a listener
+    # task that the pool merely scheduled, so a SIGTERM that arrived before
+    # the body first yielded still killed the process (exit code -15) and lost
+    # every accepted job.  shutdown_on_signals now installs them on entering
+    # the block; the child signals itself at once.
     child = child_factory("early", backend)
     rc = child.finish()
     assert rc == 0, f"exit code {rc}; output {child.lines}"
@@ -227,15 +222,11 @@ def test_a_signal_right_after_entering_the_block_is_handled(backend: str, child_
 def test_first_sigterm_drains_the_jobs_a_consume_loop_started(
     backend: str, child_factory: StartChild
 ) -> None:
-    # BUG (src/workpool/_signals.py, shutdown_on_signals): the first signal
-    # *cancels* the guarded block instead of closing the pool, and
-    # Pool.consume (like map) cancels the jobs it started when its caller is
-    # cancelled.  So a queue worker written the natural way --
-    # `with shutdown_on_signals(pool): await pool.consume(source, handle)` --
-    # loses every accepted job on the first SIGTERM, with no grace at all.
-    # Closing the pool would make consume stop taking items and wait for its
-    # jobs (its documented behaviour on close).  Expected: the 8 jobs finish,
-    # none is cancelled; actual: all 8 are cancelled at once.
+    # Guards a fixed bug: the first signal cancels the guarded block, and
+    # consume() used to cancel the jobs it had started when its caller was
+    # cancelled, so `with shutdown_on_signals(pool): await pool.consume(...)`
+    # lost every accepted job on the first SIGTERM.  Cancelling consume now
+    # only stops intake; its jobs drain with the pool.
     child = child_factory("consume", backend)
     child.expect("ready")
     child.signal(signal.SIGTERM)

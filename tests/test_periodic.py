@@ -211,13 +211,10 @@ async def test_an_error_in_the_block_stops_the_schedule() -> None:
 
 @virtual_time()
 async def test_every_called_by_a_job_while_the_pool_closes_still_stops() -> None:
-    # BUG (src/workpool/_pool.py, Pool.every): a job may call every() while
-    # the pool is closing (own jobs bypass the intake check, as they do for
-    # submit), but the new schedule's cancel scope is added to
-    # _intake_scopes after _close_intake() already cancelled them, so
-    # nothing ever stops it and the pool's block never exits.
-    # Expected: either PoolClosed from every(), or a schedule that stops
-    # with the pool; the block exits right after the job.
+    # Guards a fixed bug: a job could call every() while the pool was
+    # closing, after close had cancelled the intake scopes, so nothing ever
+    # stopped the new schedule and the pool's block never exited.  every()
+    # now raises PoolClosed once the pool is closing, even in a job.
     rec = Recorder()
     outcome: list[str] = []
 

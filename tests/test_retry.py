@@ -176,12 +176,9 @@ def test_delay_is_exponential_capped_and_jitter_takes_off_a_share() -> None:
 
 
 def test_delay_does_not_overflow_for_many_attempts() -> None:
-    # BUG (src/workpool/_retry.py:92, Retry.delay): `self.backoff * 2 **
-    # (attempt - 1)` multiplies a float by an int that no float can hold once
-    # attempt > 1024, raising OverflowError, even though the result is capped
-    # by max_backoff.  A "retry for a long time" policy (attempts=5000,
-    # max_backoff=1) makes the job fail with OverflowError at its 1025th
-    # attempt (see the next test).  Expected: max_backoff.
+    # Guards a fixed bug: Retry.delay computed backoff * 2 ** (attempt - 1)
+    # before capping it, which overflowed past attempt 1024 and failed the
+    # job with OverflowError.  The cap applies first now.
     retry = Retry(attempts=5000, backoff=0.001, max_backoff=1, jitter=0)
     assert retry.delay(1100) == 1.0
 

@@ -254,12 +254,9 @@ def test_shutdown_grace_rejects_bad_values() -> None:
 
 
 def test_shutdown_grace_zero_is_accepted_as_shutdown_grace_zero_is() -> None:
-    # BUG (src/workpool/_pool.py:161): shutdown_grace is checked with
-    # check_optional_timeout, which rejects 0, while Pool.shutdown(grace=0)
-    # and shutdown_on_signals(pool, grace=0) accept it (check_grace) and the
-    # latter even stores 0.0 in the same attribute.  "On a normal exit, stop
-    # intake and cancel what is left at once" is a meaningful setting.
-    # Expected: Pool(shutdown_grace=0) is accepted; actual: ValueError.
+    # Guards a fixed bug: shutdown_grace rejected 0, which Pool.shutdown and
+    # shutdown_on_signals accept ("stop intake and cancel what is left at
+    # once" is a meaningful setting).
     Pool(shutdown_grace=0)
 
 

@@ -95,15 +95,9 @@ async def test_each_stalled_job_is_counted_and_logged_once(caplog: pytest.LogCap
 async def test_a_job_waiting_for_its_rate_limit_slot_has_not_stalled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # BUG (src/workpool/_pool.py, Pool._worker and _run_configured): a job
-    # is marked running (_started_at, info.job, stats.busy) before
-    # _run_configured waits for its max_per_second slot, so the stall
-    # watchdog reports a job whose function has not even been called, with
-    # no frame in its dump entry.  Here the second of two no-op jobs waits
-    # 10 s for its slot and is logged as "a job has run for more than
-    # stall_after=5 s".  Expected: stalled == 0 (the time a job spends
-    # waiting for its start slot is not running time, as job_timeout
-    # already treats it).
+    # Guards a fixed bug: a job waiting for its max_per_second slot counted
+    # as running, so the stall watchdog reported a job whose function had not
+    # been called yet.  Waiting for a start slot is not running time.
     caplog.set_level(logging.WARNING, logger="workpool")
     with anyio.fail_after(1000):
         async with no_leaks(), Pool(max_workers=2, max_per_second=0.1, stall_after=5) as pool:

@@ -12,29 +12,13 @@ from typing_extensions import Self
 
 from ._errors import PoolClosed
 from ._job import Job, _no_public_constructor
-from ._validate import check_bool
+from ._validate import check_bool, check_interval
 
 if TYPE_CHECKING:
     from ._job import Site
     from ._pool import Pool
 
-__all__ = ["PeriodicJob", "check_interval", "check_jitter", "ticker"]
-
-
-def check_interval(interval: object, name: str = "interval") -> float:
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(interval).__name__} {interval!r}")
-    if not (interval > 0 and math.isfinite(interval)):
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {interval!r}")
-    return float(interval)
-
-
-def check_jitter(jitter: object) -> float:
-    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)):
-        raise TypeError(f"jitter must be a number of seconds, got {type(jitter).__name__} {jitter!r}")
-    if not (jitter >= 0 and math.isfinite(jitter)):
-        raise ValueError(f"jitter must be a finite number of seconds >= 0, got {jitter!r}")
-    return float(jitter)
+__all__ = ["PeriodicJob", "ticker"]
 
 
 def _next_tick(first: float, interval: float, now: float) -> float:

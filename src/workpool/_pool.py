@@ -22,7 +22,7 @@ from ._errors import PoolClosed, PoolFull
 from ._groups import without, without_cancellations
 from ._job import PENDING, Job, Site, new_job
 from ._map import MapIterator, consume_source
-from ._periodic import PeriodicJob, check_interval, check_jitter
+from ._periodic import PeriodicJob
 from ._ratelimit import RateLimit
 from ._retry import Retry
 from ._stall import watch_stalls
@@ -32,6 +32,8 @@ from ._validate import (
     check_async_callable,
     check_bool,
     check_grace,
+    check_interval,
+    check_jitter,
     check_optional_rate,
     check_optional_timeout,
     check_pending,

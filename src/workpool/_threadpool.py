@@ -18,13 +18,12 @@ from typing import Any, Literal, TypeVar
 from typing_extensions import ParamSpec, Self, TypeVarTuple, Unpack
 
 from ._errors import PoolClosed, PoolFull
-from ._periodic import check_interval
 from ._stats import PoolStats
 from ._thread_map import fill, map_results
 from ._thread_periodic import PeriodicCall, run_ticker
 from ._thread_worker import Item, Running, run_worker, worker_of
 from ._threads import CancelFlag, check_sync_callable, in_event_loop_thread
-from ._validate import check_bool, check_grace, check_pending, check_positive_int, check_str
+from ._validate import check_bool, check_grace, check_interval, check_pending, check_positive_int, check_str
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # a dependency of anyio there

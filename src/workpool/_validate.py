@@ -13,6 +13,8 @@ __all__ = [
     "check_async_callable",
     "check_bool",
     "check_grace",
+    "check_interval",
+    "check_jitter",
     "check_optional_rate",
     "check_optional_timeout",
     "check_pending",
@@ -117,16 +119,6 @@ def check_pending(value: object, name: str) -> int | None:
     return value
 
 
-def check_optional_timeout(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__} {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive, finite number of seconds or None, got {value!r}")
-    return float(value)
-
-
 def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
@@ -139,23 +131,42 @@ def check_str(value: object, name: str) -> str:
     return value
 
 
-def check_grace(value: object, name: str = "grace") -> float:
+def _check_number(value: object, name: str, unit: str, *, zero_ok: bool, none_ok: bool) -> float | None:
+    """The one check behind every "number of seconds" (or of jobs per second) argument."""
+    if value is None and none_ok:
+        return None
+    alternative = " or None" if none_ok else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+        raise TypeError(
+            f"{name} must be a number of {unit}{alternative}, got {type(value).__name__} {value!r}"
+        )
+    if zero_ok:
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number of {unit} >= 0{alternative}, got {value!r}")
+    elif not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive, finite number of {unit}{alternative}, got {value!r}")
     return float(value)
+
+
+def check_optional_timeout(value: object, name: str) -> float | None:
+    return _check_number(value, name, "seconds", zero_ok=False, none_ok=True)
 
 
 def check_optional_rate(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a number of jobs per second or None, got {type(value).__name__} {value!r}"
-        )
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(
-            f"{name} must be a positive, finite number of jobs per second or None, got {value!r}"
-        )
-    return float(value)
+    return _check_number(value, name, "jobs per second", zero_ok=False, none_ok=True)
+
+
+def check_grace(value: object, name: str = "grace") -> float:
+    seconds = _check_number(value, name, "seconds", zero_ok=True, none_ok=False)
+    assert seconds is not None
+    return seconds
+
+
+def check_interval(value: object, name: str = "interval") -> float:
+    seconds = _check_number(value, name, "seconds", zero_ok=False, none_ok=False)
+    assert seconds is not None
+    return seconds
+
+
+def check_jitter(value: object) -> float:
+    return check_grace(value, "jitter")

@@ -9,9 +9,8 @@ from typing import NoReturn
 import anyio
 
 from ._dump import LoopView
-from ._periodic import check_interval
 from ._records import summarize
-from ._validate import check_positive_int
+from ._validate import check_interval, check_positive_int
 
 __all__ = ["Growth", "watch_tasks"]
 

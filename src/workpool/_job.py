@@ -190,26 +190,28 @@ class Job(Generic[T_co]):
         # of ``await job`` cannot starve other tasks.  Cancelling the waiting
         # task does not cancel the job: the waiter does not own it.
         if self._state < SUCCEEDED:
-            if self._waiters is None:
-                assert self._pool is not None
-                assert self._pool._backend is not None
-                self._waiters = self._pool._backend.waiters()
+            waiters = self._get_waiters()
             while self._state < SUCCEEDED:
-                await self._waiters.wait()
+                await waiters.wait()
         else:
             await checkpoint()
 
     # -- used by the pool ----------------------------------------------------
 
-    async def _wait_started(self) -> None:
-        """Wait until a worker takes the job; cancelled meanwhile, the job is cancelled."""
+    def _get_waiters(self) -> Waiters:
+        """The tasks waiting on this job, made on first use (only an unfinished job has a pool)."""
         if self._waiters is None:
             assert self._pool is not None
             assert self._pool._backend is not None
             self._waiters = self._pool._backend.waiters()
+        return self._waiters
+
+    async def _wait_started(self) -> None:
+        """Wait until a worker takes the job; cancelled meanwhile, the job is cancelled."""
+        waiters = self._get_waiters()
         try:
             while self._state == PENDING:
-                await self._waiters.wait()
+                await waiters.wait()
         except BaseException:
             self.cancel()  # the caller gets no handle, so nobody would see it run
             raise

@@ -205,19 +205,9 @@ async def _run_configured(
             job._started_at = pool._clock()
         try:
             if timeout is None:
-                try:
-                    coro, yielded = ctx.run(first_step, job, fn, args)
-                except StopIteration as stop:
-                    return stop.value, suspended
-                job._coro = coro
-                return await resume_in_context(ctx, coro, yielded), True
+                return await _attempt(job, ctx, fn, args, suspended)
             with anyio.CancelScope(deadline=pool._clock() + timeout):
-                try:
-                    coro, yielded = ctx.run(first_step, job, fn, args)
-                except StopIteration as stop:
-                    return stop.value, suspended
-                job._coro = coro
-                return await resume_in_context(ctx, coro, yielded), True
+                return await _attempt(job, ctx, fn, args, suspended)
             # Only reached when the deadline cancelled the attempt.
             raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
         except Exception as exc:
@@ -227,6 +217,18 @@ async def _run_configured(
             pool._retries += 1
             suspended = True
             await anyio.sleep(retry.delay(attempt))
+
+
+async def _attempt(
+    job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...], suspended: bool
+) -> tuple[Any, bool]:
+    """One run of a job for `_run_configured`: its value, and whether anything suspended."""
+    try:
+        coro, yielded = ctx.run(first_step, job, fn, args)
+    except StopIteration as stop:
+        return stop.value, suspended
+    job._coro = coro
+    return await resume_in_context(ctx, coro, yielded), True
 
 
 def first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:

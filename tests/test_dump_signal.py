@@ -92,10 +92,14 @@ def test_a_running_service_dumps_its_tasks_on_sigusr1(backend: str, tmp_path: Pa
             ready = read_until(child.stdout.fileno(), re.compile("ready"), 30)
             assert ready.strip() == "ready", read_until(child.stderr.fileno(), re.compile("$^"), 1)
             child.send_signal(signal.SIGUSR1)
+            sent = time.monotonic()
             dump = read_until(child.stderr.fileno(), re.compile(r'"MainThread" \[.*\]:\n(  .*\n)+'), 30)
+            # Said on failure: whether the child had died (of the signal, -10)
+            # or was alive and silent, and for how long it was waited for.
+            state = f"child exit code {child.poll()} after {time.monotonic() - sent:.1f} s"
         finally:
             child.kill()
-    assert "workpool: task dump on SIGUSR1" in dump
+    assert "workpool: task dump on SIGUSR1" in dump, state
     assert (
         "x3 tasks [awaiting MemoryObjectReceiveStream.receive] created by start_workers at service.py:16"
         in dump

@@ -103,8 +103,8 @@ class LoopView:
             else:
                 job = _function_name(current_job._fn)
                 job_site = _pool_site(current_job._site)
-                if current_job._started_at is not None:
-                    job_running_for = now - current_job._started_at
+                if info.started_at is not None:
+                    job_running_for = now - info.started_at
         return TaskRecord(
             kind="task",
             name=str(name),

@@ -141,9 +141,10 @@ def coroutine_frames(coro: object) -> tuple[list[Frame], object]:
             break
         frames.append((frame.f_code, frame.f_lineno, frame.f_globals.get("__name__")))
         if frame.f_code is _RESUME_CODE:
-            # A pool worker steps its job's coroutine by hand (_context.py),
-            # so the job is a local of the stepping generator, not what it awaits.
-            awaited = frame.f_locals.get("coro")
+            # A pool worker steps its job runner by hand (_context.py), so
+            # the runner is a local of the stepping generator, not what it awaits.
+            runner = frame.f_locals.get("runner")
+            awaited = getattr(runner, "steps", None)
         obj = awaited
     return frames, None
 

@@ -68,22 +68,21 @@ class Job(Generic[T_co]):
     job, and a failure still reaches the pool's ``on_error`` policy.
     """
 
+    # Every slot costs 8 bytes per queued job and a store per submit: what
+    # only a running job needs (its start time, its coroutine) lives on the
+    # worker (WorkerInfo), and the value and the exception share a slot.
     __slots__ = (
         "__weakref__",
         "_args",
         "_cancel_requested",
-        "_coro",
         "_ctx",
-        "_exc",
         "_fn",
         "_on_done",
+        "_outcome",
         "_pool",
-        "_queued_at",
         "_scope",
         "_site",
-        "_started_at",
         "_state",
-        "_value",
         "_waiters",
     )
 
@@ -93,19 +92,14 @@ class Job(Generic[T_co]):
     _ctx: Context | None
     _on_done: Callable[[Job[Any]], None] | None
     _state: int
-    _value: Any
-    _exc: BaseException | None
+    # The value (SUCCEEDED) or the exception (FAILED); None otherwise.
+    _outcome: Any
     _waiters: Waiters | None
     # The worker's cancel scope while the job runs; cancelling it cancels the job.
     _scope: anyio.CancelScope | None
     _cancel_requested: bool
-    # The job's coroutine while it is suspended (for stall reports and task dumps).
-    _coro: Any
-    # Where the job was submitted, and when it was queued and started (event
-    # loop clock), for task dumps and the stall watchdog.
+    # Where the job was submitted, for task dumps and the stall watchdog.
     _site: Site | None
-    _queued_at: float
-    _started_at: float | None
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         _no_public_constructor(Job)
@@ -136,7 +130,7 @@ class Job(Generic[T_co]):
         state = self._state
         if state == PENDING:
             pool = self._pool
-            self._finish(CANCELLED, None, None)
+            self._finish(CANCELLED, None)
             if pool is not None:
                 pool._forget_queued(self)
         elif state == RUNNING and not self._cancel_requested:
@@ -154,10 +148,9 @@ class Job(Generic[T_co]):
         """
         state = self._state
         if state == SUCCEEDED:
-            return self._value  # type: ignore[no-any-return]
+            return self._outcome  # type: ignore[no-any-return]
         if state == FAILED:
-            assert self._exc is not None
-            raise self._exc
+            raise self._outcome
         if state == CANCELLED:
             raise JobCancelled(f"{self!r} was cancelled")
         raise RuntimeError(f"{self!r} has not finished yet; use 'await job' to wait for it")
@@ -173,7 +166,7 @@ class Job(Generic[T_co]):
         if state == SUCCEEDED:
             return None
         if state == FAILED:
-            return self._exc
+            return self._outcome  # type: ignore[no-any-return]
         if state == CANCELLED:
             raise JobCancelled(f"{self!r} was cancelled")
         raise RuntimeError(f"{self!r} has not finished yet; use 'await job' to wait for it")
@@ -216,56 +209,17 @@ class Job(Generic[T_co]):
             self.cancel()  # the caller gets no handle, so nobody would see it run
             raise
 
-    def _finish(self, state: int, value: Any, exc: BaseException | None) -> None:
+    def _finish(self, state: int, outcome: Any) -> None:
+        """Record the outcome: the value if `state` is SUCCEEDED, the exception if FAILED."""
         self._state = state
-        self._value = value
-        self._exc = exc
+        self._outcome = outcome
         # Drop what the job no longer needs, so a finished job held by a
         # caller does not keep its arguments, context or pool alive (the
         # function stays, for repr and task dumps).
-        self._args = self._ctx = self._coro = None
-        self._pool = self._scope = None
+        self._args = self._ctx = self._pool = self._scope = None
         if self._waiters is not None:
             self._waiters.wake_all()
         on_done = self._on_done
         if on_done is not None:
             self._on_done = None
             on_done(self)
-
-
-_new = object.__new__
-_JobClass: Any = Job
-
-
-def new_job(
-    pool: Pool,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    ctx: Context,
-    on_done: Callable[[Job[Any]], None] | None,
-    site: Site | None,
-    queued_at: float,
-) -> Job[Any]:
-    """Make a queued job; only the pool calls this.
-
-    Assigns the slots directly instead of going through a constructor that
-    checks a private token: it runs once per job, and this is the cheapest
-    way Python has to build an object.
-    """
-    job: Job[Any] = _new(_JobClass)
-    job._pool = pool
-    job._fn = fn
-    job._args = args
-    job._ctx = ctx
-    job._on_done = on_done
-    job._state = PENDING
-    job._value = None
-    job._exc = None
-    job._waiters = None
-    job._scope = None
-    job._cancel_requested = False
-    job._coro = None
-    job._site = site
-    job._queued_at = queued_at
-    job._started_at = None
-    return job

@@ -220,7 +220,7 @@ class _MapState:
         if self.yields >= _YIELD_EVERY:
             self.yields = 0
             await checkpoint()
-        return job._value
+        return job._outcome
 
     def close(self) -> None:
         if self.closed:

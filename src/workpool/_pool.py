@@ -20,7 +20,7 @@ from ._backend import Backend, current_backend
 from ._context import current_job
 from ._errors import PoolClosed, PoolFull
 from ._groups import without, without_cancellations
-from ._job import PENDING, Job, Site, new_job
+from ._job import PENDING, Job, Site
 from ._map import MapIterator, consume_source
 from ._periodic import PeriodicJob
 from ._ratelimit import RateLimit
@@ -670,7 +670,20 @@ class Pool:
     ) -> Job[Any]:
         if self._cancel_called or self._state == EXITED:
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
-        job = new_job(self, fn, args, copy_context(), on_done, site, self._clock())
+        # The slots are set here rather than through a constructor: this
+        # runs once per job, and it is the cheapest way to build an object.
+        job: Job[Any] = _new_object(Job)
+        job._pool = self
+        job._fn = fn
+        job._args = args
+        job._ctx = copy_context()
+        job._on_done = on_done
+        job._state = PENDING
+        job._outcome = None
+        job._waiters = None
+        job._scope = None
+        job._cancel_requested = False
+        job._site = site
         self._queue.append(job)
         self._queued += 1
         self._submitted += 1
@@ -792,9 +805,21 @@ def _no_clock() -> float:
 
 
 def _caller_site(depth: int = 2) -> Site:
-    """Where the public method calling this was called from (see `Site`)."""
+    """Where the public method calling this was called from (see `Site`).
+
+    A producer submits from the same line over and over: the last site is
+    reused rather than a tuple made per job.
+    """
+    global _last_site
     frame = sys._getframe(depth)
-    return frame.f_code, frame.f_lasti
+    site = _last_site
+    if site[1] != frame.f_lasti or site[0] is not frame.f_code:
+        site = _last_site = (frame.f_code, frame.f_lasti)
+    return site
+
+
+_last_site: Site = (_caller_site.__code__, -1)
+_new_object: Any = object.__new__
 
 
 def _no_fn() -> object:

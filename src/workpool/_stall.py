@@ -14,6 +14,7 @@ from ._job import site_line
 if TYPE_CHECKING:
     from ._job import Job, Site
     from ._pool import Pool
+    from ._worker import WorkerInfo
 
 __all__ = ["describe_job", "logger", "watch_stalls"]
 
@@ -38,11 +39,11 @@ def _frames(coro: Any) -> list[FrameType]:
     return frames
 
 
-def describe_job(job: Job[Any], worker: str, now: float) -> str:
+def describe_job(job: Job[Any], info: WorkerInfo, worker: str, now: float) -> str:
     """A task-dump entry for a running job: where it is, for how long, who submitted it."""
-    started = job._started_at if job._started_at is not None else now
+    started = info.started_at if info.started_at is not None else now
     lines = [f'task "{worker}" [running {job!r}, {now - started:.1f} s]:']
-    for frame in reversed(_frames(job._coro)):
+    for frame in reversed(_frames(info.runner.job_coroutine)):
         code = frame.f_code
         lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
     lines.append(f"submitted by {format_site(job._site)}")
@@ -67,14 +68,15 @@ async def watch_stalls(pool: Pool, stall_after: float) -> None:
         now = pool._clock()
         for task, info in list(pool._worker_info.items()):
             job = info.job
-            if job is None or job._started_at is None or job in reported:
+            started_at = info.started_at
+            if job is None or started_at is None or job in reported:
                 continue
-            if now - job._started_at >= stall_after:
+            if now - started_at >= stall_after:
                 reported.add(job)
                 pool._stalled += 1
                 logger.warning(
                     "workpool.Pool %r: a job has run for more than stall_after=%g s\n%s",
                     pool.name,
                     stall_after,
-                    describe_job(job, _task_name(task), now),
+                    describe_job(job, info, _task_name(task), now),
                 )

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from contextvars import Context
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.lowlevel import checkpoint
 
-from ._context import current_job, resume_in_context
+from ._context import JobRunner, resume_in_context
 from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, Site
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ._pool import Pool
 
-__all__ = ["CLOSING", "EXITED", "NEW", "OPEN", "WorkerInfo", "first_step", "run_worker"]
+__all__ = ["CLOSING", "EXITED", "NEW", "OPEN", "WorkerInfo", "run_worker"]
 
 # Pool life cycle (Pool._state).  Defined here because the worker reads it
 # on every idle moment to know whether to exit.
@@ -33,12 +30,16 @@ _YIELD_EVERY = 64
 class WorkerInfo:
     """What one worker task is doing, for task dumps and the stall watchdog."""
 
-    __slots__ = ("idle_since", "job", "site")
+    __slots__ = ("idle_since", "job", "runner", "site", "started_at")
 
     def __init__(self, site: Site | None) -> None:
         self.site = site
         self.job: Job[Any] | None = None
+        # When the current job started (event loop clock); None while a
+        # rate-limited job waits for its start slot.
+        self.started_at: float | None = None
         self.idle_since: float | None = None
+        self.runner = JobRunner()
 
 
 async def run_worker(pool: Pool, site: Site | None) -> None:
@@ -53,6 +54,9 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
     # What a task dump shows for this worker: its current job, since
     # when it has been idle, and the submit call that started it.
     info = WorkerInfo(site)
+    runner = info.runner
+    send = runner.send
+    outcome = runner.outcome
     task = pool._backend.current_task()
     pool._worker_info[task] = info
     plain = pool._plain
@@ -60,10 +64,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
     idle = pool._idle_workers
     streak = 0
     job: Job[Any] | None = None
-    fn: Any = None
-    args: Any = None
     ctx: Context | None = None
-    value: Any = None
     try:
         while True:
             # Job.cancel() cancels this scope; the worker then opens a
@@ -80,8 +81,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                         streak = 0
                         # An idle worker must not keep its last job (and
                         # the job's arguments and value) alive.
-                        job = fn = args = ctx = value = None
-                        info.job = None
+                        job = ctx = info.job = outcome.value = None
                         info.idle_since = clock()
                         pool._idle_count += 1
                         try:
@@ -97,69 +97,70 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                     pool._busy += 1
                     job._state = RUNNING
                     job._scope = scope
-                    job._started_at = clock()
                     info.job = job
+                    info.started_at = clock()
                     if job._waiters is not None:
                         job._waiters.wake_all()  # a rendezvous submit waits for this
-                    fn, args, ctx = job._fn, job._args, job._ctx
-                    assert ctx is not None
-                    assert args is not None
-                    suspended = False
-                    # The outcome handlers below are written out rather
-                    # than shared through a helper coroutine: creating one
-                    # per job costs a tenth of the job.
-                    try:
-                        if plain:
-                            try:
-                                coro, yielded = ctx.run(first_step, job, fn, args)
-                            except StopIteration as stop:
-                                value = stop.value
-                            else:
-                                suspended = True
-                                job._coro = coro
-                                value = await resume_in_context(ctx, coro, yielded)
+                    if plain:
+                        ctx = job._ctx
+                        assert ctx is not None
+                        yielded = ctx.run(send, job)
+                        if yielded is outcome:
+                            streak += 1
                         else:
-                            value, suspended = await _run_configured(pool, job, ctx, fn, args)
-                    except cancelled_exc:
-                        pool._cancelled += 1
-                        job._finish(CANCELLED, None, None)
-                        if not _stray_cancellation(pool, job, task):
-                            raise
-                        # The job raised a cancellation nobody asked for (on
-                        # asyncio, awaiting a future that someone else
-                        # cancelled): it ends cancelled, the pool goes on.
-                    except Exception as exc:
-                        pool._failed += 1
-                        job._finish(FAILED, None, exc)
-                        pool._handle_failure(job, exc)
-                    except BaseException as exc:
-                        # KeyboardInterrupt, SystemExit...: recorded on the
-                        # job and propagated through the task group.
-                        pool._failed += 1
-                        job._finish(FAILED, None, exc)
-                        raise
+                            streak = 0
+                            await resume_in_context(ctx, runner, yielded)
+                        error = outcome.error
                     else:
+                        # Whether it suspended is not tracked here: counting
+                        # every such job costs one checkpoint per 64 at most.
+                        error = await _run_configured(pool, job, info)
+                        streak += 1
+                    # The outcome handling is written out here rather than
+                    # in a helper: a call per job costs a tenth of the job.
+                    pool._busy -= 1
+                    if error is None:
                         pool._completed += 1
-                        job._finish(SUCCEEDED, value, None)
-                    finally:
-                        pool._busy -= 1
-                        if pool._room_wanted:
-                            # Any free slot wakes a producer: waiting for a
-                            # batch of them could deadlock jobs that wait
-                            # on that producer (tests/test_submit.py).
-                            pool._room_waiters.wake_one()
+                        job._finish(SUCCEEDED, outcome.value)
+                    else:
+                        outcome.error = None
+                        if isinstance(error, cancelled_exc):
+                            pool._cancelled += 1
+                            job._finish(CANCELLED, None)
+                            if not _stray_cancellation(pool, job, task):
+                                raise error
+                            # The job raised a cancellation nobody asked for
+                            # (on asyncio, awaiting a future that someone
+                            # else cancelled): it ends cancelled, the pool goes on.
+                        else:
+                            pool._failed += 1
+                            job._finish(FAILED, error)
+                            if isinstance(error, Exception):
+                                pool._handle_failure(job, error)
+                            else:
+                                # KeyboardInterrupt, SystemExit...: recorded on
+                                # the job and propagated through the task group.
+                                raise error
+                    if pool._room_wanted:
+                        # Any free slot wakes a producer: waiting for a
+                        # batch of them could deadlock jobs that wait on
+                        # that producer (tests/test_submit.py).
+                        pool._room_waiters.wake_one()
                     if job._cancel_requested:
                         # Job.cancel() cancelled this scope (reading the flag
                         # is cheaper than asking the scope, on trio).
                         break
-                    if suspended:
+                    if streak >= _YIELD_EVERY:
                         streak = 0
-                    else:
-                        streak += 1
-                        if streak >= _YIELD_EVERY:
-                            streak = 0
-                            await checkpoint()
+                        await checkpoint()
     finally:
+        if job is not None and job._state == RUNNING:
+            # Cancelled or closed while the job ran (the pool's cancellation
+            # reached the worker itself): the job ends cancelled.
+            pool._busy -= 1
+            pool._cancelled += 1
+            job._finish(CANCELLED, None)
+        info.runner.close()
         del pool._worker_info[task]
         pool._workers -= 1
         pool._maybe_drained()
@@ -184,73 +185,49 @@ def _stray_cancellation(pool: Pool, job: Job[Any], task: object) -> bool:
     return cancelling is None or not cancelling()
 
 
-async def _run_configured(
-    pool: Pool, job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...]
-) -> tuple[Any, bool]:
+async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseException | None:
     """Run a job under the pool's timeout, retry and rate options.
 
-    Returns the job's value and whether anything suspended.
+    Returns the exception the job ended with, cancellation included (its
+    value is otherwise in ``info.runner.outcome``), or None.
     """
     retry, rate, timeout = pool._retry, pool._rate, pool._job_timeout
     attempt = 0
-    suspended = False
-    while True:
-        attempt += 1
-        if rate is not None:
-            # Waiting for a start slot is not running: a task dump or the
-            # stall watchdog must not count it.
-            job._started_at = None
-            if await rate.acquire():
-                suspended = True
-            job._started_at = pool._clock()
-        try:
-            if timeout is None:
-                return await _attempt(job, ctx, fn, args, suspended)
-            with anyio.CancelScope(deadline=pool._clock() + timeout):
-                return await _attempt(job, ctx, fn, args, suspended)
-            # Only reached when the deadline cancelled the attempt.
-            raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
-        except Exception as exc:
-            if retry is None or not retry.retries(exc, attempt):
-                raise
-            job._coro = None
-            pool._retries += 1
-            suspended = True
-            await anyio.sleep(retry.delay(attempt))
-
-
-async def _attempt(
-    job: Job[Any], ctx: Context, fn: Callable[..., Any], args: tuple[Any, ...], suspended: bool
-) -> tuple[Any, bool]:
-    """One run of a job for `_run_configured`: its value, and whether anything suspended."""
     try:
-        coro, yielded = ctx.run(first_step, job, fn, args)
-    except StopIteration as stop:
-        return stop.value, suspended
-    job._coro = coro
-    return await resume_in_context(ctx, coro, yielded), True
+        while True:
+            attempt += 1
+            if rate is not None:
+                # Waiting for a start slot is not running: a task dump or the
+                # stall watchdog must not count it.
+                info.started_at = None
+                await rate.acquire()
+                info.started_at = pool._clock()
+            try:
+                if timeout is None:
+                    await _attempt(job, info.runner)
+                    return None
+                with anyio.CancelScope(deadline=pool._clock() + timeout):
+                    await _attempt(job, info.runner)
+                    return None
+                # Only reached when the deadline cancelled the attempt.
+                raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
+            except Exception as exc:
+                if retry is None or not retry.retries(exc, attempt):
+                    raise
+                pool._retries += 1
+                await anyio.sleep(retry.delay(attempt))
+    except BaseException as exc:
+        return exc
 
 
-def first_step(job: Job[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
-    """Create the job's coroutine and run it to its first suspension, in the job's context.
-
-    Returns the coroutine and what it yielded; a job that finishes without
-    suspending (most jobs of a hot loop) raises StopIteration with its value,
-    so it never needs the `resume_in_context` generator.
-    """
-    current_job.set(job)
-    try:
-        coro: Any = fn(*args)
-    except StopIteration as exc:  # must not pass for "the job returned"
-        raise RuntimeError(f"{fn!r} raised StopIteration") from exc
-    coro_type: Any = coro.__class__
-    if coro_type is not CoroutineType:
-        await_ = getattr(coro_type, "__await__", None)
-        if await_ is None:
-            raise TypeError(
-                f"{fn!r} returned {coro_type.__name__}, not an awaitable; "
-                "workpool jobs must be async functions"
-            )
-        coro = await_(coro)
-    yielded: Any = coro.send(None)
-    return coro, yielded
+async def _attempt(job: Job[Any], runner: JobRunner) -> None:
+    """One run of a job for `_run_configured`; raises what the job raised."""
+    ctx = job._ctx
+    assert ctx is not None
+    yielded = ctx.run(runner.send, job)
+    if yielded is not runner.outcome:
+        await resume_in_context(ctx, runner, yielded)
+    error = runner.outcome.error
+    if error is not None:
+        runner.outcome.error = None
+        raise error

@@ -219,7 +219,11 @@ class Job(Generic[T_co]):
         self._args = self._ctx = self._pool = self._scope = None
         if self._waiters is not None:
             self._waiters.wake_all()
+        if self._on_done is not None:
+            self._call_on_done()
+
+    def _call_on_done(self) -> None:
         on_done = self._on_done
-        if on_done is not None:
-            self._on_done = None
-            on_done(self)
+        assert on_done is not None
+        self._on_done = None
+        on_done(self)

@@ -35,8 +35,10 @@ class WorkerInfo:
     def __init__(self, site: Site | None) -> None:
         self.site = site
         self.job: Job[Any] | None = None
-        # When the current job started (event loop clock); None while a
-        # rate-limited job waits for its start slot.
+        # When the current job started (event loop clock), for dumps and the
+        # stall watchdog; None while a rate-limited job waits for its start
+        # slot.  Read only once the job suspends: before that, no other task
+        # can run to look at it.
         self.started_at: float | None = None
         self.idle_since: float | None = None
         self.runner = JobRunner()
@@ -63,6 +65,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
     queue = pool._queue
     idle = pool._idle_workers
     streak = 0
+    yield_every = _YIELD_EVERY
     job: Job[Any] | None = None
     ctx: Context | None = None
     try:
@@ -98,7 +101,6 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                     job._state = RUNNING
                     job._scope = scope
                     info.job = job
-                    info.started_at = clock()
                     if job._waiters is not None:
                         job._waiters.wake_all()  # a rendezvous submit waits for this
                     if plain:
@@ -108,20 +110,35 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                         if yielded is outcome:
                             streak += 1
                         else:
+                            # Only a job that suspends can be seen running by
+                            # a dump or the watchdog (they are tasks too), so
+                            # only it pays for reading the clock; its start
+                            # is taken as its first suspension.
+                            info.started_at = clock()
                             streak = 0
                             await resume_in_context(ctx, runner, yielded)
+                            info.started_at = None
                         error = outcome.error
                     else:
                         # Whether it suspended is not tracked here: counting
                         # every such job costs one checkpoint per 64 at most.
+                        info.started_at = clock()
                         error = await _run_configured(pool, job, info)
+                        info.started_at = None
                         streak += 1
                     # The outcome handling is written out here rather than
                     # in a helper: a call per job costs a tenth of the job.
                     pool._busy -= 1
                     if error is None:
                         pool._completed += 1
-                        job._finish(SUCCEEDED, outcome.value)
+                        # Job._finish(SUCCEEDED, value), inlined.
+                        job._state = SUCCEEDED
+                        job._outcome = outcome.value
+                        job._args = job._ctx = job._pool = job._scope = None
+                        if job._waiters is not None:
+                            job._waiters.wake_all()
+                        if job._on_done is not None:
+                            job._call_on_done()
                     else:
                         outcome.error = None
                         if isinstance(error, cancelled_exc):
@@ -150,7 +167,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                         # Job.cancel() cancelled this scope (reading the flag
                         # is cheaper than asking the scope, on trio).
                         break
-                    if streak >= _YIELD_EVERY:
+                    if streak >= yield_every:
                         streak = 0
                         await checkpoint()
     finally:

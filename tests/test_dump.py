@@ -130,7 +130,8 @@ async def test_an_idle_worker_shows_since_when_it_is_idle() -> None:
         pass
 
     with anyio.fail_after(1000):
-        async with Pool(max_workers=1, name="idle-pool") as pool:
+        # idle_timeout=None: with the default, the worker would exit after 10 s.
+        async with Pool(max_workers=1, idle_timeout=None, name="idle-pool") as pool:
             await (await pool.submit(quick))
             await anyio.sleep(90)
             (worker,) = [r for r in dump_tasks() if r.pool == "idle-pool"]

@@ -20,6 +20,7 @@ from ._backend import Backend, current_backend
 from ._context import current_job
 from ._errors import PoolClosed, PoolFull
 from ._groups import without, without_cancellations
+from ._idle import IdleWorkers, make_idle_workers
 from ._job import PENDING, Job, Site
 from ._map import MapIterator, consume_source
 from ._periodic import PeriodicJob
@@ -67,8 +68,10 @@ class Pool:
     * leaving it with an exception, calling `cancel`, or cancellation of the
       enclosing scope cancels every queued and running job and exits promptly.
 
-    Workers start on demand, up to ``max_workers``, and stay until the pool
-    closes; a pool that never ran a job holds no tasks.
+    Workers start on demand, up to ``max_workers``, and a worker that has
+    had nothing to do for ``idle_timeout`` seconds exits: a pool that never
+    ran a job holds no tasks, and one that has gone quiet gives its workers
+    back.
 
     Args:
         max_workers: the most jobs that run at once (a positive int).
@@ -97,6 +100,9 @@ class Pool:
             and counted in `PoolStats.stalled`; or ``None``.
         shutdown_grace: when the block exits normally, run `shutdown` with
             this grace period instead of waiting for every job; or ``None``.
+        idle_timeout: seconds a worker may wait for a job before it exits
+            (another starts when work arrives), or ``None`` to keep every
+            worker until the pool closes.
         name: names the worker tasks (``"<name>-worker-<n>"``) and appears
             in error messages.
 
@@ -116,6 +122,7 @@ class Pool:
         max_per_second: float | None = None,
         stall_after: float | None = None,
         shutdown_grace: float | None = None,
+        idle_timeout: float | None = 10.0,
         name: str = "workpool",
     ) -> None:
         self._max_workers = check_positive_int(max_workers, "max_workers")
@@ -149,6 +156,7 @@ class Pool:
         )
         # Jobs with none of these options run on the worker's fast path.
         self._plain = job_timeout is None and retry is None and max_per_second is None
+        self._idle_timeout = check_optional_timeout(idle_timeout, "idle_timeout")
         self._name = check_str(name, "name")
 
         self._state = NEW
@@ -158,7 +166,7 @@ class Pool:
 
         self._queue: deque[Job[Any]] = deque()
         # Made when the pool opens: they belong to the running event loop.
-        self._idle_workers: Waiters = NO_WAITERS
+        self._idle_workers: IdleWorkers | None = None
         self._room_waiters: Waiters = NO_WAITERS
         self._drained: anyio.Event | None = None
         self._clock: Callable[[], float] = _no_clock
@@ -177,7 +185,11 @@ class Pool:
         # submits the same one over and over); weakly, so that a closure or
         # partial and what it carries do not outlive their last job.
         self._last_fn: Callable[[], object] = _no_fn
-        self._idle_count = 0  # workers parked in _idle_workers
+        # Workers woken or started that have not yet looked at the queue: a
+        # new job wakes another worker only when this is 0, and each worker
+        # that starts wakes up to two more if the queue is long.  Waking one
+        # worker per job would wake dozens for a burst that one worker runs.
+        self._waking = 0
         self._room_wanted = 0  # producers parked in _room_waiters
         self._completed = 0
         self._failed = 0
@@ -207,7 +219,7 @@ class Pool:
             raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
         self._backend = backend = current_backend()
         self._clock = backend.clock
-        self._idle_workers = backend.waiters()
+        self._idle_workers = make_idle_workers(backend.name, self._queue, self._idle_timeout, backend.clock)
         self._room_waiters = backend.waiters()
         if self._max_per_second is not None:
             self._rate = RateLimit(self._max_per_second, backend.clock)
@@ -687,9 +699,31 @@ class Pool:
         self._queue.append(job)
         self._queued += 1
         self._submitted += 1
-        if (not self._idle_count or not self._idle_workers.wake_one()) and self._workers < self._max_workers:
-            self._spawn_worker(site)
+        if not self._waking:
+            self._wake_worker(site)
         return job
+
+    def _wake_worker(self, site: Site | None) -> None:
+        """Get one more worker to look at the queue: wake an idle one, or start one."""
+        idle = self._idle_workers
+        if idle is not None and idle.wake_one():
+            self._waking += 1
+        elif self._workers < self._max_workers:
+            self._spawn_worker(site)
+
+    def _ramp_up(self) -> None:
+        """Called by a worker that was just woken or started, before it takes a job.
+
+        Queued jobs beyond the one it takes and beyond those the other
+        starting workers will take get up to two more workers: a burst of
+        jobs that suspend reaches ``max_workers`` in a few event-loop turns,
+        and a burst of jobs that do not wakes few workers that find nothing.
+        """
+        queue = self._queue
+        if len(queue) > self._waking + 1:
+            self._wake_worker(queue[-1]._site)
+            if len(queue) > self._waking + 1:
+                self._wake_worker(queue[-1]._site)
 
     def _forget_queued(self, job: Job[Any]) -> None:
         # A queued job was cancelled: it stays in the deque (removing it
@@ -702,6 +736,7 @@ class Pool:
     def _spawn_worker(self, site: Site | None) -> None:
         assert self._tg is not None
         self._workers += 1
+        self._waking += 1
         self._worker_seq += 1
         self._tg.start_soon(run_worker, self, site, name=f"{self._name}-worker-{self._worker_seq}")
 
@@ -712,7 +747,8 @@ class Pool:
         for scope in self._intake_scopes:
             scope.cancel()
         # Idle workers wake up, find the queue empty and exit.
-        self._idle_workers.wake_all()
+        if self._idle_workers is not None:
+            self._waking += self._idle_workers.wake_all()
         self._maybe_drained()
 
     def _cancel_all(self) -> None:

@@ -9,6 +9,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._context import JobRunner, resume_in_context
+from ._idle import RETIRE, WAKE
 from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, Site
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ _YIELD_EVERY = 64
 class WorkerInfo:
     """What one worker task is doing, for task dumps and the stall watchdog."""
 
-    __slots__ = ("idle_since", "job", "runner", "site", "started_at")
+    __slots__ = ("idle_since", "job", "runner", "site", "started_at", "wakeup", "wakeup_reason")
 
     def __init__(self, site: Site | None) -> None:
         self.site = site
@@ -42,6 +43,9 @@ class WorkerInfo:
         self.started_at: float | None = None
         self.idle_since: float | None = None
         self.runner = JobRunner()
+        # How IdleWorkers wakes this worker while it is parked, and why it did.
+        self.wakeup: Any = None
+        self.wakeup_reason = 0
 
 
 async def run_worker(pool: Pool, site: Site | None) -> None:
@@ -64,11 +68,15 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
     plain = pool._plain
     queue = pool._queue
     idle = pool._idle_workers
+    assert idle is not None
     streak = 0
     yield_every = _YIELD_EVERY
     job: Job[Any] | None = None
     ctx: Context | None = None
     try:
+        # Started for a queued job (Pool._wake_worker): no longer on the way.
+        pool._waking -= 1
+        pool._ramp_up()
         while True:
             # Job.cancel() cancels this scope; the worker then opens a
             # fresh one and goes on.  One scope per worker rather than per
@@ -85,13 +93,23 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                         # An idle worker must not keep its last job (and
                         # the job's arguments and value) alive.
                         job = ctx = info.job = outcome.value = None
-                        info.idle_since = clock()
-                        pool._idle_count += 1
                         try:
-                            await idle.wait()
+                            reason = await idle.park(info)
+                        except BaseException:
+                            if info.wakeup_reason == WAKE:
+                                # Woken for a job, then cancelled before it
+                                # ran: another worker must take the job.
+                                pool._waking -= 1
+                                if queue:
+                                    pool._wake_worker(site)
+                            raise
                         finally:
-                            pool._idle_count -= 1
                             info.idle_since = None
+                        if reason == WAKE:
+                            pool._waking -= 1
+                            pool._ramp_up()
+                        elif reason == RETIRE and not queue:
+                            return
                         continue
                     job = queue.popleft()
                     if job._state != PENDING:

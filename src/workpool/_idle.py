@@ -63,12 +63,11 @@ class IdleWorkers:
         while True:
             info.wakeup_reason = 0
             try:
-                await self._wait(info, deadline)
+                reason = await self._wait(info, deadline)
             except BaseException:
                 if not info.wakeup_reason:
                     self._remove(info)
                 raise
-            reason = info.wakeup_reason
             if reason == WAKE:
                 return WAKE
             if reason == RECHECK:
@@ -110,7 +109,8 @@ class IdleWorkers:
         except ValueError:
             pass  # a waker took it off the stack already
 
-    async def _wait(self, info: WorkerInfo, deadline: float) -> None:
+    async def _wait(self, info: WorkerInfo, deadline: float) -> int:
+        """Wait until woken or until `deadline`; return ``info.wakeup_reason`` (0: the deadline)."""
         raise NotImplementedError
 
     def _wake(self, info: WorkerInfo, reason: int) -> bool:
@@ -125,18 +125,19 @@ class _AsyncioIdleWorkers(IdleWorkers):
         super().__init__(queue, idle_timeout, clock)
         self._loop = asyncio.get_running_loop()
 
-    async def _wait(self, info: WorkerInfo, deadline: float) -> None:
+    async def _wait(self, info: WorkerInfo, deadline: float) -> int:
         future = self._loop.create_future()
         info.wakeup = future
         if deadline == math.inf:
             await future
-            return
+            return info.wakeup_reason
         # A timer only for the bottom worker, once per idle period.
         handle = self._loop.call_at(self._loop.time() + (deadline - self._clock()), _expire, future)
         try:
             await future
         finally:
             handle.cancel()
+        return info.wakeup_reason
 
     def _wake(self, info: WorkerInfo, reason: int) -> bool:
         future: asyncio.Future[None] | None = info.wakeup
@@ -158,7 +159,7 @@ def _expire(future: asyncio.Future[None]) -> None:
 class _TrioIdleWorkers(IdleWorkers):
     __slots__ = ()
 
-    async def _wait(self, info: WorkerInfo, deadline: float) -> None:
+    async def _wait(self, info: WorkerInfo, deadline: float) -> int:
         import trio
 
         info.wakeup = trio.lowlevel.current_task()
@@ -172,9 +173,10 @@ class _TrioIdleWorkers(IdleWorkers):
 
         if deadline == math.inf:
             await trio.lowlevel.wait_task_rescheduled(abort)
-            return
-        with anyio.CancelScope(deadline=deadline):
-            await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            with anyio.CancelScope(deadline=deadline):
+                await trio.lowlevel.wait_task_rescheduled(abort)
+        return info.wakeup_reason
 
     def _wake(self, info: WorkerInfo, reason: int) -> bool:
         import trio

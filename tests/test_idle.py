@@ -1,0 +1,138 @@
+"""Idle workers: how many a burst wakes, and how a quiet pool gives them back (idle_timeout)."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import pytest
+
+from helpers import no_leaks, noop
+from virtual_clock import virtual_time
+from workpool import Pool
+
+pytestmark = pytest.mark.anyio
+
+
+async def _run_until(event: anyio.Event) -> None:
+    await event.wait()
+
+
+async def _warm_up(pool: Pool, workers: int) -> None:
+    """Make `workers` workers run a job each, and wait until they are all idle again."""
+    release = anyio.Event()
+    for _ in range(workers):
+        await pool.submit(_run_until, release)
+    await anyio.wait_all_tasks_blocked()
+    assert pool.stats.workers == workers
+    release.set()
+    await anyio.wait_all_tasks_blocked()
+    assert pool.stats.busy == 0
+
+
+@virtual_time()
+async def test_a_quiet_pool_gives_its_workers_back_after_idle_timeout() -> None:
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=4, idle_timeout=30) as pool:
+            await _warm_up(pool, 4)
+            await anyio.sleep(29.5)
+            assert pool.stats.workers == 4
+            await anyio.sleep(1)
+            assert pool.stats.workers == 0, "every worker idle since t=0 exits at t=30"
+            # Work arrives again: a worker starts for it.
+            assert await (await pool.submit(noop)) is None
+            assert pool.stats.workers == 1
+
+
+@virtual_time()
+async def test_each_worker_retires_idle_timeout_after_its_own_last_job() -> None:
+    async def sleep_then_return(seconds: float) -> float:
+        await anyio.sleep(seconds)
+        return anyio.current_time()
+
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=3, idle_timeout=10) as pool:
+            start = anyio.current_time()
+            # Three workers that go idle at t=1, t=2 and t=3.
+            jobs = [await pool.submit(sleep_then_return, s) for s in (1, 2, 3)]
+            for job in jobs:
+                await job
+            counts = []
+            for t in (10.5, 11.5, 12.5, 13.5):
+                await anyio.sleep(t - (anyio.current_time() - start))
+                counts.append(pool.stats.workers)
+    assert counts == [3, 2, 1, 0]
+
+
+@virtual_time()
+async def test_idle_timeout_none_keeps_every_worker_until_the_pool_closes() -> None:
+    with anyio.fail_after(10_000):
+        async with no_leaks(), Pool(max_workers=3, idle_timeout=None) as pool:
+            await _warm_up(pool, 3)
+            await anyio.sleep(3600)
+            assert pool.stats.workers == 3
+
+
+@virtual_time()
+async def test_a_worker_that_gets_work_before_its_deadline_stays() -> None:
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=10) as pool:
+            for _ in range(5):
+                await anyio.sleep(9)
+                await (await pool.submit(noop))
+                assert pool.stats.workers == 1
+            assert pool.stats.submitted == 5
+
+
+async def test_a_burst_of_waiting_jobs_gets_every_worker() -> None:
+    # A job wakes one worker, and each starting worker wakes more while the
+    # queue is long: 50 jobs that all wait still all run at once.
+    release = anyio.Event()
+    started = 0
+
+    async def wait_for_release() -> None:
+        nonlocal started
+        started += 1
+        await release.wait()
+
+    with anyio.fail_after(10):
+        async with no_leaks(), Pool(max_workers=50, max_pending=None) as pool:
+            await _warm_up(pool, 10)  # some idle workers to wake, the rest to start
+            for _ in range(50):
+                pool.submit_nowait(wait_for_release)
+            await anyio.wait_all_tasks_blocked()
+            assert started == 50
+            assert pool.stats.workers == 50
+            assert pool.stats.busy == 50
+            release.set()
+
+
+async def test_a_burst_of_quick_jobs_wakes_few_of_many_idle_workers() -> None:
+    # Jobs that never suspend are run back to back by the first worker to
+    # wake; waking one worker per job would wake all 100 for nothing.
+    with anyio.fail_after(10):
+        async with no_leaks(), Pool(max_workers=100, max_pending=None, idle_timeout=None) as pool:
+            await _warm_up(pool, 100)
+            woken: set[object] = set()
+
+            async def note_worker() -> None:
+                woken.add(anyio.get_current_task().id)
+
+            for _ in range(500):
+                pool.submit_nowait(note_worker)
+            await anyio.wait_all_tasks_blocked()
+            assert pool.stats.completed == 600
+            # Doubling from one worker per event-loop turn: a handful, not 100.
+            assert len(woken) <= 16, len(woken)
+
+
+@pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf])
+def test_idle_timeout_out_of_range_is_a_value_error(bad: float) -> None:
+    with pytest.raises(ValueError, match="idle_timeout"):
+        Pool(idle_timeout=bad)
+
+
+@pytest.mark.parametrize("bad", ["10", True, [1]])
+def test_idle_timeout_of_the_wrong_type_is_a_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match="idle_timeout"):
+        Pool(idle_timeout=bad)  # type: ignore[arg-type]

@@ -41,6 +41,9 @@ class Outcome:
         self.error: BaseException | None = None
 
 
+_CoroutineType = types.CoroutineType
+
+
 @types.coroutine
 def _run_jobs(outcome: Outcome) -> Generator[Any, Any, None]:
     # Each job arrives through send(); the generator yields `outcome` when
@@ -55,7 +58,7 @@ def _run_jobs(outcome: Outcome) -> Generator[Any, Any, None]:
         current_job.set(job)
         try:
             awaitable = job._fn(*job._args)
-            if awaitable.__class__ is not types.CoroutineType:
+            if awaitable.__class__ is not _CoroutineType:
                 awaitable = _iterate(awaitable, job._fn)
             outcome.value = yield from awaitable
             outcome.error = None
@@ -74,8 +77,7 @@ def _iterate(awaitable: object, fn: object) -> Any:
     await_ = getattr(kind, "__await__", None)
     if await_ is None:
         raise TypeError(
-            f"{fn!r} returned {kind.__name__}, not an awaitable; "
-            "workpool jobs must be async functions"
+            f"{fn!r} returned {kind.__name__}, not an awaitable; workpool jobs must be async functions"
         )
     return await_(awaitable)
 

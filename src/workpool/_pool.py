@@ -7,7 +7,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from contextvars import copy_context
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -501,7 +501,12 @@ class Pool:
         if (self._state != OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
             self._check_intake()
             await self._wait_for_room()
-        job = self._enqueue(fn, args, None, _caller_site())
+        # _caller_site(), inlined: a call costs a twentieth of a job.
+        frame = _getframe(1)
+        site = _last_site
+        if site[1] != frame.f_lasti or site[0] is not frame.f_code:
+            site = _remember_site(frame)
+        job = self._enqueue(fn, args, None, site)
         if self._max_pending == 0 and job._state == PENDING and not self._is_own_job():
             # A rendezvous: return once a worker has taken the job.
             await job._wait_started()
@@ -554,7 +559,11 @@ class Pool:
                 f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
                 "use 'await pool.submit(...)' to wait for room"
             )
-        return self._enqueue(fn, args, None, _caller_site())
+        frame = _getframe(1)
+        site = _last_site
+        if site[1] != frame.f_lasti or site[0] is not frame.f_code:
+            site = _remember_site(frame)
+        return self._enqueue(fn, args, None, site)
 
     def map(
         self,
@@ -680,7 +689,7 @@ class Pool:
         on_done: Callable[[Job[Any]], None] | None,
         site: Site | None,
     ) -> Job[Any]:
-        if self._cancel_called or self._state == EXITED:
+        if self._state != OPEN and (self._cancel_called or self._state == EXITED):
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
         # The slots are set here rather than through a constructor: this
         # runs once per job, and it is the cheapest way to build an object.
@@ -846,15 +855,21 @@ def _caller_site(depth: int = 2) -> Site:
     A producer submits from the same line over and over: the last site is
     reused rather than a tuple made per job.
     """
-    global _last_site
     frame = sys._getframe(depth)
     site = _last_site
     if site[1] != frame.f_lasti or site[0] is not frame.f_code:
-        site = _last_site = (frame.f_code, frame.f_lasti)
+        site = _remember_site(frame)
+    return site
+
+
+def _remember_site(frame: FrameType) -> Site:
+    global _last_site
+    site = _last_site = (frame.f_code, frame.f_lasti)
     return site
 
 
 _last_site: Site = (_caller_site.__code__, -1)
+_getframe = sys._getframe
 _new_object: Any = object.__new__
 
 

@@ -25,6 +25,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ._context import resume_in_context
+from ._worker import work_loop_code
 
 __all__ = [
     "Frame",
@@ -46,7 +47,7 @@ _LIBRARY_PACKAGES = ("anyio", "trio", "sniffio", "outcome", "exceptiongroup", "w
 # Deep enough for any sane await chain; guards against a cycle of awaitables.
 _MAX_DEPTH = 256
 
-_RESUME_CODE: CodeType = resume_in_context.__code__
+_STEPPING_CODES: tuple[CodeType, ...] = (resume_in_context.__code__, work_loop_code())
 _library_cache: dict[str, bool] = {}
 
 
@@ -140,9 +141,10 @@ def coroutine_frames(coro: object) -> tuple[list[Frame], object]:
         if frame is None:  # finished, or not started yet
             break
         frames.append((frame.f_code, frame.f_lineno, frame.f_globals.get("__name__")))
-        if frame.f_code is _RESUME_CODE:
-            # A pool worker steps its job runner by hand (_context.py), so
-            # the runner is a local of the stepping generator, not what it awaits.
+        if awaited is None and frame.f_code in _STEPPING_CODES:
+            # A pool worker steps its job runner by hand (_worker.py,
+            # _context.py), so the runner is a local of the stepping frame,
+            # not what it awaits.
             runner = frame.f_locals.get("runner")
             awaited = getattr(runner, "steps", None)
         obj = awaited

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+from collections.abc import Generator
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +53,19 @@ class WorkerInfo:
 async def run_worker(pool: Pool, site: Site | None) -> None:
     """The loop of one worker task: take the oldest queued job, run it, repeat.
 
-    Exits when the pool is closing and nothing is queued, or with the pool's
-    cancellation.
+    Exits when the pool is closing and nothing is queued, when it has been
+    idle for the pool's ``idle_timeout``, or with the pool's cancellation.
     """
+    await _work(pool, site)
+
+
+@types.coroutine
+def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
+    # A generator-based coroutine rather than an async def: what a suspended
+    # job yields (an asyncio future, a trio trap) passes through this frame
+    # to the event loop with a plain yield, so a job that suspends needs no
+    # stepping generator of its own (resume_in_context, a fifth of such a
+    # job).  Other waits go through "yield from <coroutine>.__await__()".
     assert pool._backend is not None
     cancelled_exc = pool._backend.cancelled_exc
     clock = pool._clock
@@ -61,7 +73,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
     # when it has been idle, and the submit call that started it.
     info = WorkerInfo(site)
     runner = info.runner
-    send = runner.send
+    send, throw = runner.send, runner.throw
     outcome = runner.outcome
     task = pool._backend.current_task()
     pool._worker_info[task] = info
@@ -94,7 +106,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                         # the job's arguments and value) alive.
                         job = ctx = info.job = outcome.value = None
                         try:
-                            reason = await idle.park(info)
+                            reason = yield from idle.park(info).__await__()
                         except BaseException:
                             if info.wakeup_reason == WAKE:
                                 # Woken for a job, then cancelled before it
@@ -134,14 +146,24 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                             # is taken as its first suspension.
                             info.started_at = clock()
                             streak = 0
-                            await resume_in_context(ctx, runner, yielded)
+                            # resume_in_context, written out (see above).
+                            while yielded is not outcome:
+                                try:
+                                    sent = yield yielded
+                                except GeneratorExit:
+                                    runner.close()
+                                    raise
+                                except BaseException as exc:  # the job decides
+                                    yielded = ctx.run(throw, exc)
+                                else:
+                                    yielded = ctx.run(send, sent)
                             info.started_at = None
                         error = outcome.error
                     else:
                         # Whether it suspended is not tracked here: counting
                         # every such job costs one checkpoint per 64 at most.
                         info.started_at = clock()
-                        error = await _run_configured(pool, job, info)
+                        error = yield from _run_configured(pool, job, info).__await__()
                         info.started_at = None
                         streak += 1
                     # The outcome handling is written out here rather than
@@ -187,7 +209,7 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
                         break
                     if streak >= yield_every:
                         streak = 0
-                        await checkpoint()
+                        yield from checkpoint().__await__()
     finally:
         if job is not None and job._state == RUNNING:
             # Cancelled or closed while the job ran (the pool's cancellation
@@ -199,6 +221,12 @@ async def run_worker(pool: Pool, site: Site | None) -> None:
         del pool._worker_info[task]
         pool._workers -= 1
         pool._maybe_drained()
+
+
+def work_loop_code() -> types.CodeType:
+    """The code of the worker loop, which task dumps look inside (see _frames.py)."""
+    code: types.CodeType = getattr(_work, "__code__")  # noqa: B009 - types.coroutine keeps it
+    return code
 
 
 def _stray_cancellation(pool: Pool, job: Job[Any], task: object) -> bool:

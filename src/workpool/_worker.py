@@ -64,8 +64,9 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     # A generator-based coroutine rather than an async def: what a suspended
     # job yields (an asyncio future, a trio trap) passes through this frame
     # to the event loop with a plain yield, so a job that suspends needs no
-    # stepping generator of its own (resume_in_context, a fifth of such a
-    # job).  Other waits go through "yield from <coroutine>.__await__()".
+    # stepping generator of its own (resume_in_context: 8% of a job that
+    # awaits anyio.sleep(0)).  Other waits go through
+    # "yield from <coroutine>.__await__()".
     assert pool._backend is not None
     cancelled_exc = pool._backend.cancelled_exc
     clock = pool._clock

@@ -778,11 +778,16 @@ def test_changes_made_by_a_job_stay_in_that_job() -> None:
         request_id.set(value)
         return request_id.get()
 
-    with ThreadPool(max_workers=1) as pool:  # one thread runs every job
-        request_id.set("submitter")
-        assert pool.submit(set_and_read, "job-1").result(WAIT) == "job-1"
-        assert pool.submit(request_id.get).result(WAIT) == "submitter"
-        assert request_id.get() == "submitter"
+    # A sync test runs in the main thread's own context: reset what it set,
+    # or a later test in the same process would see it.
+    token = request_id.set("submitter")
+    try:
+        with ThreadPool(max_workers=1) as pool:  # one thread runs every job
+            assert pool.submit(set_and_read, "job-1").result(WAIT) == "job-1"
+            assert pool.submit(request_id.get).result(WAIT) == "submitter"
+            assert request_id.get() == "submitter"
+    finally:
+        request_id.reset(token)
 
 
 # -- misuse -----------------------------------------------------------------------------

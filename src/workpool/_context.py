@@ -34,11 +34,14 @@ current_job: ContextVar[Job[Any] | None] = ContextVar("workpool.current_job", de
 class Outcome:
     """How the last job a `JobRunner` ran ended: its value, or the exception it raised."""
 
-    __slots__ = ("error", "value")
+    __slots__ = ("closing", "error", "value")
 
     def __init__(self) -> None:
         self.value: Any = None
         self.error: BaseException | None = None
+        # Set when the worker closes its runner: only that GeneratorExit ends
+        # the runner; one that a job raises is the job's failure.
+        self.closing = False
 
 
 _CoroutineType = types.CoroutineType
@@ -61,13 +64,14 @@ def _run_jobs(outcome: Outcome) -> Generator[Any, Any, None]:
             if awaitable.__class__ is not _CoroutineType:
                 awaitable = _iterate(awaitable, job._fn)
             outcome.value = yield from awaitable
-            outcome.error = None
-        except GeneratorExit:
-            raise
+        except GeneratorExit as exc:
+            if outcome.closing:
+                raise
+            outcome.error = exc
         except StopIteration as exc:  # from fn(*args): must not pass for "returned"
-            error = RuntimeError(f"{job._fn!r} raised StopIteration")
-            error.__cause__ = exc
-            outcome.error = error
+            # No local variable: an idle worker's runner must hold nothing.
+            outcome.error = RuntimeError(f"{job._fn!r} raised StopIteration")
+            outcome.error.__cause__ = exc
         except BaseException as exc:  # cancellation included: the worker decides
             outcome.error = exc
 
@@ -102,6 +106,7 @@ class JobRunner:
         self.send(None)
 
     def close(self) -> None:
+        self.outcome.closing = True
         self.steps.close()
 
     @property

@@ -37,13 +37,16 @@ RECHECK = 3  # now at the bottom of the stack with work queued: look at the queu
 class IdleWorkers:
     """The parked workers of one pool, most recently parked last."""
 
-    __slots__ = ("_clock", "_queue", "_stack", "idle_timeout")
+    __slots__ = ("_clock", "_queue", "_stack", "closed", "idle_timeout")
 
     def __init__(self, queue: deque[Any], idle_timeout: float | None, clock: Callable[[], float]) -> None:
         self._stack: deque[WorkerInfo] = deque()
         self._queue = queue
         self._clock = clock
         self.idle_timeout = idle_timeout
+        # Set when the pool stops taking jobs: a worker handed the deadline
+        # must then not wait again.
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self._stack)
@@ -72,7 +75,9 @@ class IdleWorkers:
                 return WAKE
             if reason == RECHECK:
                 # The worker below retired and this one took over the deadline.
-                if self._queue:
+                if self._queue or self.closed:
+                    # It leaves the stack, so the deadline goes to the next one.
+                    self._hand_off()
                     return RECHECK
                 assert timeout is not None
                 deadline = info.idle_since + timeout
@@ -82,10 +87,15 @@ class IdleWorkers:
             # idle longest, for idle_timeout.  It retires, and the next one at
             # the bottom takes over the deadline.
             self._remove(info)
-            while stack:
-                if self._wake(stack.popleft(), RECHECK):
-                    break
+            self._hand_off()
             return RETIRE
+
+    def _hand_off(self) -> None:
+        """Give the deadline to the worker now at the bottom of the stack."""
+        stack = self._stack
+        while stack:
+            if self._wake(stack.popleft(), RECHECK):
+                break
 
     def wake_one(self) -> bool:
         """Wake the most recently parked worker; return whether there was one."""

@@ -69,6 +69,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     # "yield from <coroutine>.__await__()".
     assert pool._backend is not None
     cancelled_exc = pool._backend.cancelled_exc
+    cancel_pending = pool._backend.cancel_pending
     clock = pool._clock
     # What a task dump shows for this worker: its current job, since
     # when it has been idle, and the submit call that started it.
@@ -86,6 +87,9 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     yield_every = _YIELD_EVERY
     job: Job[Any] | None = None
     ctx: Context | None = None
+    error: BaseException | None = None
+    yielded: Any = None
+    sent: Any = None
     try:
         # Started for a queued job (Pool._wake_worker): no longer on the way.
         pool._waking -= 1
@@ -105,15 +109,16 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         streak = 0
                         # An idle worker must not keep its last job (and
                         # the job's arguments and value) alive.
-                        job = ctx = info.job = outcome.value = None
+                        job = ctx = error = yielded = sent = info.job = outcome.value = None
                         try:
                             reason = yield from idle.park(info).__await__()
                         except BaseException:
                             if info.wakeup_reason == WAKE:
                                 # Woken for a job, then cancelled before it
-                                # ran: another worker must take the job.
+                                # ran: another worker must take the job,
+                                # unless the whole pool is being cancelled.
                                 pool._waking -= 1
-                                if queue:
+                                if queue and not pool._cancel_called and not cancel_pending():
                                     pool._wake_worker(site)
                             raise
                         finally:
@@ -186,6 +191,10 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             pool._cancelled += 1
                             job._finish(CANCELLED, None)
                             if not _stray_cancellation(pool, job, task):
+                                if pool._room_wanted and not pool._cancel_called:
+                                    # Job.cancel() freed a slot, and raising
+                                    # skips the wake-up below.
+                                    pool._room_waiters.wake_one()
                                 raise error
                             # The job raised a cancellation nobody asked for
                             # (on asyncio, awaiting a future that someone

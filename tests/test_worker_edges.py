@@ -1,0 +1,269 @@
+"""Edges of the worker loop: what an idle worker still holds, odd exceptions, freed slots.
+
+Each test here guards a bug an independent review found in the runner and
+idle-stack rewrite (see the commit that added this file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections import deque
+from typing import Any
+
+import anyio
+import pytest
+from anyio.lowlevel import checkpoint
+
+from helpers import no_leaks, noop
+from virtual_clock import virtual_time
+from workpool import Pool
+from workpool._idle import RECHECK, RETIRE, make_idle_workers
+from workpool._worker import WorkerInfo
+
+pytestmark = pytest.mark.anyio
+
+
+class _Payload:
+    pass
+
+
+def _ignore(job: object, exc: BaseException) -> None:
+    pass
+
+
+# -- a cancelled running job frees its slot -------------------------------------
+
+
+async def _steps(count: int) -> None:
+    for _ in range(count):
+        await checkpoint()
+
+
+@pytest.mark.parametrize("max_pending", [0, 1])
+async def test_cancelling_a_running_job_wakes_a_producer_waiting_for_room(max_pending: int) -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, max_pending=max_pending) as pool:
+            forever = anyio.Event()
+            running = await pool.submit(forever.wait)
+            for _ in range(max_pending):
+                await pool.submit(forever.wait)
+            await anyio.wait_all_tasks_blocked()
+            submitted = anyio.Event()
+
+            async def producer() -> None:
+                await pool.submit(noop)  # the pool is full: waits for room
+                submitted.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(producer)
+                await anyio.wait_all_tasks_blocked()
+                assert not submitted.is_set()
+                running.cancel()  # ends cancelled: one slot is free
+                await submitted.wait()
+            forever.set()
+
+
+async def test_a_rendezvous_submit_after_cancelling_the_running_job_goes_through() -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, max_pending=0) as pool:
+            first = await pool.submit(_steps, 1)  # returns once a worker took it
+            first.cancel()
+            second = await pool.submit(_steps, 0)  # waited for room forever
+            await second
+    assert first.done()
+
+
+# -- what an idle worker keeps alive -----------------------------------------
+
+
+async def _fail_holding(payload: _Payload) -> None:
+    raise ValueError("the traceback keeps this frame, and payload, alive")
+
+
+async def test_an_idle_worker_does_not_keep_the_last_failure_alive() -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, on_error=_ignore, idle_timeout=None) as pool:
+            payload = _Payload()
+            ref = weakref.ref(payload)
+            job = await pool.submit(_fail_holding, payload)
+            del payload
+            await anyio.wait_all_tasks_blocked()
+            assert job.done()
+            del job
+            gc.collect()
+            assert ref() is None, "the idle worker keeps the failed job's exception alive"
+
+
+class _Raiser:
+    def __call__(self, *args: object) -> Any:
+        raise StopIteration
+
+
+class _RaisesStopIteration:
+    """Calling it raises StopIteration, which must not pass for the job returning.
+
+    Its ``__call__`` is an object, not a function, so the submit-time check
+    cannot tell that it is synchronous.
+    """
+
+    __call__ = _Raiser()
+
+
+async def test_a_stop_iteration_from_the_call_is_a_failure_and_is_not_kept() -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, on_error=_ignore, idle_timeout=None) as pool:
+            payload = _Payload()
+            ref = weakref.ref(payload)
+            job = await pool.submit(_RaisesStopIteration(), payload)
+            del payload
+            await anyio.wait_all_tasks_blocked()
+            assert isinstance(job.exception(), RuntimeError)
+            del job
+            await (await pool.submit(noop))  # the same worker runs another job
+            await anyio.wait_all_tasks_blocked()
+            gc.collect()
+            assert ref() is None, "the runner keeps the StopIteration's frame alive"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_an_idle_worker_does_not_keep_what_its_job_awaited_asyncio() -> None:
+    # asyncio only: a future the job awaits passes through the worker.
+    async def await_future_holding(payload: _Payload) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Payload] = loop.create_future()
+        loop.call_soon(future.set_result, payload)
+        await future
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=None) as pool:
+            payload = _Payload()
+            ref = weakref.ref(payload)
+            await (await pool.submit(await_future_holding, payload))
+            del payload
+            await anyio.wait_all_tasks_blocked()
+            gc.collect()
+            assert ref() is None
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"], indirect=True)
+async def test_an_idle_worker_does_not_keep_what_was_sent_into_its_job_trio() -> None:
+    # trio only: trio resumes a task with the received value, through the worker.
+    import trio
+
+    async def receive_one(channel: trio.MemoryReceiveChannel[_Payload]) -> None:
+        await channel.receive()
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=None) as pool:
+            send, receive = trio.open_memory_channel[_Payload](0)
+            with send, receive:
+                job = await pool.submit(receive_one, receive)
+                await anyio.wait_all_tasks_blocked()
+                payload = _Payload()
+                ref = weakref.ref(payload)
+                await send.send(payload)
+                del payload
+                await job
+            await anyio.wait_all_tasks_blocked()
+            gc.collect()
+            assert ref() is None
+
+
+# -- GeneratorExit raised by a job -------------------------------------------
+
+
+async def _raise_generator_exit() -> None:
+    raise GeneratorExit
+
+
+async def _raise_generator_exit_after_suspending() -> None:
+    await checkpoint()
+    raise GeneratorExit
+
+
+@pytest.mark.parametrize("fn", [_raise_generator_exit, _raise_generator_exit_after_suspending])
+async def test_a_job_that_raises_generator_exit_failed_and_was_not_cancelled(fn: Any) -> None:
+    # Not an Exception: like KeyboardInterrupt it propagates out of the block.
+    job = None
+    with anyio.fail_after(5), pytest.raises(BaseException) as raised:  # noqa: PT011, PT012
+        async with Pool(max_workers=1) as pool:
+            job = await pool.submit(fn)
+            await anyio.wait_all_tasks_blocked()
+    assert raised.group_contains(GeneratorExit)
+    assert job is not None
+    assert not job.cancelled()
+    assert isinstance(job.exception(), GeneratorExit)
+    assert pool.stats.failed == 1
+    assert pool.stats.cancelled == 0
+
+
+# -- the idle deadline is handed on ------------------------------------------
+
+
+async def _park(
+    idle: Any, queue: deque[object], info: WorkerInfo, results: list[tuple[str, int, float]], name: str
+) -> None:
+    reason = await idle.park(info)
+    results.append((name, reason, anyio.current_time()))
+    if queue:
+        queue.popleft()  # what a worker does next: take the job
+
+
+@virtual_time()
+async def test_a_worker_handed_the_deadline_that_leaves_for_work_hands_it_on() -> None:
+    # A retires at its deadline and hands the deadline to B; a job is queued
+    # before B runs, so B leaves the stack for it: C must get the deadline,
+    # or no worker would ever retire again.
+    queue: deque[object] = deque()
+    idle = make_idle_workers(_backend_name(), queue, 10.0, anyio.current_time)
+    infos = {name: WorkerInfo(None) for name in "ABC"}
+    results: list[tuple[str, int, float]] = []
+    start = anyio.current_time()
+
+    async def park_a_then_queue() -> None:
+        reason = await idle.park(infos["A"])
+        results.append(("A", reason, anyio.current_time()))
+        queue.append("job")  # runs before B, whom A's hand-off only scheduled
+
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(park_a_then_queue)
+            await anyio.wait_all_tasks_blocked()
+            await anyio.sleep(1)
+            tg.start_soon(_park, idle, queue, infos["B"], results, "B")
+            await anyio.wait_all_tasks_blocked()
+            await anyio.sleep(1)
+            tg.start_soon(_park, idle, queue, infos["C"], results, "C")
+    names = [(name, reason, round(at - start)) for name, reason, at in results]
+    assert names == [("A", RETIRE, 10), ("B", RECHECK, 10), ("C", RETIRE, 12)]
+
+
+@virtual_time()
+async def test_a_worker_handed_the_deadline_after_close_does_not_wait_again() -> None:
+    queue: deque[object] = deque()
+    idle = make_idle_workers(_backend_name(), queue, 10.0, anyio.current_time)
+    results: list[tuple[str, int, float]] = []
+    start = anyio.current_time()
+
+    async def park_a_then_close() -> None:
+        reason = await idle.park(WorkerInfo(None))
+        results.append(("A", reason, anyio.current_time()))
+        idle.closed = True  # the pool closes before B runs
+        idle.wake_all()
+
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(park_a_then_close)
+            await anyio.wait_all_tasks_blocked()
+            await anyio.sleep(1)
+            tg.start_soon(_park, idle, queue, WorkerInfo(None), results, "B")
+    assert [(name, reason, round(at - start)) for name, reason, at in results] == [
+        ("A", RETIRE, 10),
+        ("B", RECHECK, 10),
+    ]
+
+
+def _backend_name() -> str:
+    return "asyncio" if anyio.get_cancelled_exc_class() is asyncio.CancelledError else "trio"

@@ -70,8 +70,8 @@ class Pool:
 
     Workers start on demand, up to ``max_workers``, and a worker that has
     had nothing to do for ``idle_timeout`` seconds exits: a pool that never
-    ran a job holds no tasks, and one that has gone quiet gives its workers
-    back.
+    ran a job holds no worker tasks, and one that has gone quiet gives its
+    workers back.
 
     Args:
         max_workers: the most jobs that run at once (a positive int).

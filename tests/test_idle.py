@@ -136,3 +136,29 @@ def test_idle_timeout_out_of_range_is_a_value_error(bad: float) -> None:
 def test_idle_timeout_of_the_wrong_type_is_a_type_error(bad: object) -> None:
     with pytest.raises(TypeError, match="idle_timeout"):
         Pool(idle_timeout=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("offset", [-1e-9, 0.0, 1e-9])
+@virtual_time()
+async def test_a_job_submitted_as_the_only_worker_retires_still_runs(offset: float) -> None:
+    # Submitted on the very tick at which the idle worker's deadline passes
+    # (just before, at, just after): whichever runs first, the job runs and
+    # the pool's count of workers on their way goes back to 0.
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=10) as pool:
+            for _ in range(5):
+                await (await pool.submit(noop))
+                await anyio.wait_all_tasks_blocked()
+                (info,) = pool._worker_info.values()
+                assert info.idle_since is not None
+                await _sleep_until(info.idle_since + 10 + offset)
+                await pool.submit_nowait(noop)
+                await anyio.wait_all_tasks_blocked()
+                assert pool.stats.workers <= 1
+                assert pool._waking == 0
+            assert pool.stats.completed == 10
+
+
+async def _sleep_until(deadline: float) -> None:
+    with anyio.CancelScope(deadline=deadline):
+        await anyio.sleep_forever()

@@ -2,9 +2,10 @@
 
 Idle workers wait on a stack, most recently idle on top, and a new job wakes
 the top one: the workers that keep busy stay warm, and the ones at the bottom
-have been idle longest.  The bottom worker alone waits with a deadline, the
-pool's ``idle_timeout``: when it passes, that worker exits, and the next one
-at the bottom takes over the deadline.  So a pool that has gone quiet gives
+have been idle longest.  Only the bottom worker waits with a deadline, its
+idle start plus the pool's ``idle_timeout`` (for a moment during a hand-off,
+a second worker may hold one of its own too): when it passes, that worker
+exits, and the next one at the bottom takes over the deadline.  So a pool that has gone quiet gives
 its workers back one by one, without a timer per worker or a reaper task.
 
 Each worker waits on its own one-shot primitive (a bare future on asyncio,
@@ -31,7 +32,7 @@ __all__ = ["RECHECK", "RETIRE", "WAKE", "IdleWorkers", "make_idle_workers"]
 # What `IdleWorkers.park` returns, and why a parked worker was woken.
 WAKE = 1  # the pool woke it for a new job (counted in Pool._waking)
 RETIRE = 2  # idle for idle_timeout: exit
-RECHECK = 3  # now at the bottom of the stack with work queued: look at the queue
+RECHECK = 3  # handed the deadline, but work is queued or the pool closes: look at the queue
 
 
 class IdleWorkers:

@@ -250,8 +250,7 @@ async def test_a_worker_handed_the_deadline_after_close_does_not_wait_again() ->
     async def park_a_then_close() -> None:
         reason = await idle.park(WorkerInfo(None))
         results.append(("A", reason, anyio.current_time()))
-        idle.closed = True  # the pool closes before B runs
-        idle.wake_all()
+        idle.close()  # the pool closes before B runs
 
     with anyio.fail_after(100):
         async with anyio.create_task_group() as tg:

@@ -45,12 +45,8 @@ class IdleWorkers:
         self._queue = queue
         self._clock = clock
         self.idle_timeout = idle_timeout
-        # Set when the pool stops taking jobs: a worker handed the deadline
-        # must then not wait again.
+        # Set by `close`: a worker handed the deadline must then not wait again.
         self.closed = False
-
-    def __len__(self) -> int:
-        return len(self._stack)
 
     async def park(self, info: WorkerInfo) -> int:
         """Wait until woken; return WAKE, RETIRE or RECHECK.
@@ -106,8 +102,12 @@ class IdleWorkers:
                 return True
         return False
 
-    def wake_all(self) -> int:
-        """Wake every parked worker; return how many."""
+    def close(self) -> int:
+        """The pool stops taking jobs: wake every parked worker, to drain the queue and exit.
+
+        Returns how many were woken.
+        """
+        self.closed = True
         stack = self._stack
         count = 0
         while stack:

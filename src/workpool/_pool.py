@@ -757,8 +757,7 @@ class Pool:
             scope.cancel()
         # Idle workers wake up, find the queue empty and exit.
         if self._idle_workers is not None:
-            self._idle_workers.closed = True
-            self._waking += self._idle_workers.wake_all()
+            self._waking += self._idle_workers.close()
         self._maybe_drained()
 
     def _cancel_all(self) -> None:

@@ -173,7 +173,7 @@ class _MapState:
             waited = True
             while self.in_flight > self.low_water and not self.closed:
                 await self.feeder_room.wait()
-        if not self.internal and pool._queued + pool._busy >= pool._capacity:
+        if not self.internal and not pool._has_room():
             waited = True
             await pool._wait_for_room()
         if not waited and self.feeds >= _YIELD_EVERY:
@@ -348,7 +348,7 @@ async def consume_source(
 
     async def wait_for_room() -> None:
         nonlocal ticks
-        if not internal and pool._queued + pool._busy >= pool._capacity:
+        if not internal and not pool._has_room():
             await pool._wait_for_room()
         else:
             await checkpoint()

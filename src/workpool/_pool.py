@@ -666,11 +666,13 @@ class Pool:
         return job is not None and job._pool is self
 
     def _has_room(self) -> bool:
+        # Written out instead on the per-job paths (submit, and the map and
+        # consume intake checks), where a call costs a few percent of a job.
         return self._queued + self._busy < self._capacity
 
     async def _wait_for_room(self) -> None:
         """Wait until the pool has room, then return; or raise PoolClosed."""
-        while self._queued + self._busy >= self._capacity:
+        while not self._has_room():
             self._room_wanted += 1
             try:
                 await self._room_waiters.wait()

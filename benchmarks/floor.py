@@ -34,30 +34,9 @@ from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context, copy_context
 from typing import Any
 
+from _workloads import Work, make_work, noop, noop_item, raw_asyncio
+
 WORKERS = 100
-Job = Callable[[], Coroutine[Any, Any, None]]
-
-
-async def noop() -> None:
-    pass
-
-
-async def raw_asyncio(jobs: list[Job]) -> None:
-    queue: asyncio.Queue[Job] = asyncio.Queue()
-
-    async def worker() -> None:
-        while True:
-            job = await queue.get()
-            await job()
-            queue.task_done()
-
-    tasks = [asyncio.create_task(worker()) for _ in range(WORKERS)]
-    for job in jobs:
-        await queue.put(job)
-    await queue.join()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Handle:
@@ -116,9 +95,9 @@ class _MinimalPool:
             handle.args = handle.ctx = None
 
 
-async def minimal_pool(jobs: list[Job]) -> None:
+async def minimal_pool(work: Work) -> None:
     pool = _MinimalPool()
-    for job in jobs:
+    for job in work.jobs:
         await pool.submit(job)
     pool.closing = True
     for future in pool.idle:
@@ -126,14 +105,14 @@ async def minimal_pool(jobs: list[Job]) -> None:
     await asyncio.gather(*pool.workers)
 
 
-def _time(fn: Callable[[list[Job]], Coroutine[Any, Any, None]], jobs: list[Job], collect: bool) -> float:
+def _time(fn: Callable[[Work], Coroutine[Any, Any, None]], work: Work, collect: bool) -> float:
     gc.collect()
     if not collect:
         gc.disable()
     try:
         start = time.process_time()
-        asyncio.run(fn(jobs))
-        return (time.process_time() - start) / len(jobs) * 1e6
+        asyncio.run(fn(work))
+        return (time.process_time() - start) / work.n * 1e6
     finally:
         gc.enable()
 
@@ -145,7 +124,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    jobs: list[Job] = [noop] * args.jobs
+    # The reference is run.py's own raw-asyncio pattern, on the same Work.
+    work = make_work(args.jobs, WORKERS, noop, noop_item)
     cases = [
         (name, fn, collect)
         for collect in (True, False)
@@ -154,7 +134,7 @@ def main() -> None:
     samples: dict[tuple[str, bool], list[float]] = {}
     for _ in range(args.rounds):
         for name, fn, collect in cases:
-            samples.setdefault((name, collect), []).append(_time(fn, jobs, collect))
+            samples.setdefault((name, collect), []).append(_time(fn, work, collect))
     print(f"`python benchmarks/floor.py --jobs {args.jobs} --rounds {args.rounds}` (CPU µs/job, median)\n")
     print("| garbage collector | raw asyncio | minimal pool | ratio |")
     print("|---|---:|---:|---:|")

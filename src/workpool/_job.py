@@ -7,7 +7,6 @@ from contextvars import Context
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
-import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import JobCancelled
@@ -15,6 +14,7 @@ from ._waiters import Waiters
 
 if TYPE_CHECKING:
     from ._pool import Pool
+    from ._worker import WorkerInfo
 
 __all__ = ["Job", "Site", "site_line"]
 
@@ -74,7 +74,6 @@ class Job(Generic[T_co]):
     __slots__ = (
         "__weakref__",
         "_args",
-        "_cancel_requested",
         "_ctx",
         "_fn",
         "_on_done",
@@ -84,6 +83,7 @@ class Job(Generic[T_co]):
         "_site",
         "_state",
         "_waiters",
+        "_worker",
     )
 
     _pool: Pool | None
@@ -95,9 +95,9 @@ class Job(Generic[T_co]):
     # The value (SUCCEEDED) or the exception (FAILED); None otherwise.
     _outcome: Any
     _waiters: Waiters | None
-    # The worker's cancel scope while the job runs; cancelling it cancels the job.
-    _scope: anyio.CancelScope | None
-    _cancel_requested: bool
+    # The worker running the job, set when it starts (unset before: nothing
+    # reads it then); Job.cancel() cancels the worker's scope.
+    _worker: WorkerInfo | None
     # Where the job was submitted, for task dumps and the stall watchdog.
     _site: Site | None
 
@@ -133,10 +133,12 @@ class Job(Generic[T_co]):
             self._finish(CANCELLED, None)
             if pool is not None:
                 pool._forget_queued(self)
-        elif state == RUNNING and not self._cancel_requested:
-            self._cancel_requested = True
-            if self._scope is not None:
-                self._scope.cancel()
+        elif state == RUNNING:
+            worker = self._worker
+            if worker is not None and not worker.cancel_requested:
+                worker.cancel_requested = True
+                assert worker.scope is not None
+                worker.scope.cancel()
 
     def result(self) -> T_co:
         """Return the job's value, without waiting.
@@ -216,7 +218,7 @@ class Job(Generic[T_co]):
         # Drop what the job no longer needs, so a finished job held by a
         # caller does not keep its arguments, context or pool alive (the
         # function stays, for repr and task dumps).
-        self._args = self._ctx = self._pool = self._scope = None
+        self._args = self._ctx = self._pool = self._worker = None
         if self._waiters is not None:
             self._waiters.wake_all()
         if self._on_done is not None:

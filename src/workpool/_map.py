@@ -162,7 +162,7 @@ class _MapState:
             self.closed
             or self.in_flight >= self.window
             or self.feeds >= _YIELD_EVERY
-            or (not self.internal and pool._queued + pool._busy >= pool._capacity)
+            or (not self.internal and pool._accepted >= pool._capacity)
         )
 
     async def wait_for_room(self) -> bool:
@@ -344,7 +344,7 @@ async def consume_source(
         # coroutine per item would cost a tenth of a job.
         nonlocal ticks
         ticks += 1
-        return ticks >= _YIELD_EVERY or (not internal and pool._queued + pool._busy >= pool._capacity)
+        return ticks >= _YIELD_EVERY or (not internal and pool._accepted >= pool._capacity)
 
     async def wait_for_room() -> None:
         nonlocal ticks

@@ -178,9 +178,13 @@ class Pool:
 
         self._workers = 0
         self._worker_seq = 0
-        self._busy = 0
-        self._queued = 0
-        self._submitted = 0
+        # Jobs accepted and not finished, queued or running: what the bound
+        # applies to.  Queued and busy are derived from it when asked for
+        # (stats), which saves the worker two counter updates per job.
+        self._accepted = 0
+        # Jobs cancelled while queued: they stay in the deque until a worker
+        # (or _cancel_queued) pops them, so len(queue) counts them too.
+        self._stale = 0
         # The last function that passed check_async_callable (a producer
         # submits the same one over and over); weakly, so that a closure or
         # partial and what it carries do not outlive their last job.
@@ -204,7 +208,7 @@ class Pool:
         state = ("new", "open", "closing", "exited")[self._state]
         return (
             f"<workpool.Pool {self._name!r} {state} workers={self._workers}/{self._max_workers} "
-            f"busy={self._busy} queued={self._queued}>"
+            f"busy={self._accepted - self._queued} queued={self._queued}>"
         )
 
     # -- life cycle ----------------------------------------------------------
@@ -354,7 +358,7 @@ class Pool:
         self._close_intake()
         with anyio.move_on_after(grace):
             await self._wait_drained()
-        forced = bool(self._workers or self._queued)
+        forced = bool(self._workers or self._accepted)
         if forced:
             self._cancel_jobs()
             await self._wait_drained()
@@ -428,17 +432,22 @@ class Pool:
     @property
     def stats(self) -> PoolStats:
         """A snapshot of the pool's counters; see `PoolStats`."""
+        queued = self._queued
         return PoolStats(
             workers=self._workers,
-            busy=self._busy,
-            queued=self._queued,
-            submitted=self._submitted,
+            busy=self._accepted - queued,
+            queued=queued,
+            submitted=self._accepted + self._completed + self._failed + self._cancelled,
             completed=self._completed,
             failed=self._failed,
             cancelled=self._cancelled,
             retries=self._retries,
             stalled=self._stalled,
         )
+
+    @property
+    def _queued(self) -> int:
+        return len(self._queue) - self._stale
 
     @property
     def max_workers(self) -> int:
@@ -498,7 +507,7 @@ class Pool:
         # per call would cost more than the job.
         if backend.cancel_pending():
             await backend.checkpoint_if_cancelled()
-        if (self._state != OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
+        if (self._state != OPEN or self._accepted >= self._capacity) and not self._is_own_job():
             self._check_intake()
             await self._wait_for_room()
         # _caller_site(), inlined: a call costs a twentieth of a job.
@@ -553,10 +562,11 @@ class Pool:
         if self._last_fn() is not fn:
             check_async_callable(fn, "Pool.submit_nowait")
             self._remember_fn(fn)
-        if (self._state != OPEN or self._queued + self._busy >= self._capacity) and not self._is_own_job():
+        if (self._state != OPEN or self._accepted >= self._capacity) and not self._is_own_job():
             self._check_intake()
             raise PoolFull(
-                f"workpool.Pool {self._name!r} is full ({self._busy} running, {self._queued} queued); "
+                f"workpool.Pool {self._name!r} is full ({self._accepted - self._queued} running, "
+                f"{self._queued} queued); "
                 "use 'await pool.submit(...)' to wait for room"
             )
         frame = _getframe(1)
@@ -668,7 +678,7 @@ class Pool:
     def _has_room(self) -> bool:
         # Written out instead on the per-job paths (submit, and the map and
         # consume intake checks), where a call costs a few percent of a job.
-        return self._queued + self._busy < self._capacity
+        return self._accepted < self._capacity
 
     async def _wait_for_room(self) -> None:
         """Wait until the pool has room, then return; or raise PoolClosed."""
@@ -681,7 +691,7 @@ class Pool:
             self._check_intake()
         # Several producers may have been woken by one finishing job; pass
         # the wakeup on if there is still room, so none waits needlessly.
-        if self._room_wanted and self._queued + self._busy + 1 < self._capacity:
+        if self._room_wanted and self._accepted + 1 < self._capacity:
             self._room_waiters.wake_one()
 
     def _enqueue(
@@ -704,12 +714,9 @@ class Pool:
         job._state = PENDING
         job._outcome = None
         job._waiters = None
-        job._scope = None
-        job._cancel_requested = False
         job._site = site
         self._queue.append(job)
-        self._queued += 1
-        self._submitted += 1
+        self._accepted += 1
         if not self._waking:
             self._wake_worker(site)
         return job
@@ -739,7 +746,8 @@ class Pool:
     def _forget_queued(self, job: Job[Any]) -> None:
         # A queued job was cancelled: it stays in the deque (removing it
         # would cost O(n)) and the worker that meets it skips it.
-        self._queued -= 1
+        self._accepted -= 1
+        self._stale += 1
         self._cancelled += 1
         self._room_waiters.wake_one()
         self._maybe_drained()
@@ -782,10 +790,11 @@ class Pool:
             job = queue.popleft()
             if job._state == PENDING:
                 job.cancel()
+        self._stale = 0  # each job popped here was counted by cancel() as still in the deque
 
     async def _wait_drained(self) -> None:
         """Wait until nothing is queued or running and every worker has exited."""
-        if self._workers or self._queued:
+        if self._workers or self._accepted:
             if self._drained is None:
                 self._drained = anyio.Event()
             await self._drained.wait()
@@ -793,7 +802,7 @@ class Pool:
             await checkpoint()
 
     def _maybe_drained(self) -> None:
-        if self._workers or self._queued:
+        if self._workers or self._accepted:
             return
         if self._drained is not None:
             self._drained.set()

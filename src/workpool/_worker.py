@@ -33,7 +33,17 @@ _YIELD_EVERY = 64
 class WorkerInfo:
     """What one worker task is doing, for task dumps and the stall watchdog."""
 
-    __slots__ = ("idle_since", "job", "runner", "site", "started_at", "wakeup", "wakeup_reason")
+    __slots__ = (
+        "cancel_requested",
+        "idle_since",
+        "job",
+        "runner",
+        "scope",
+        "site",
+        "started_at",
+        "wakeup",
+        "wakeup_reason",
+    )
 
     def __init__(self, site: Site | None) -> None:
         self.site = site
@@ -45,6 +55,10 @@ class WorkerInfo:
         self.started_at: float | None = None
         self.idle_since: float | None = None
         self.runner = JobRunner()
+        # The worker's current cancel scope, which Job.cancel() cancels, and
+        # whether it did: the worker then leaves that scope for a fresh one.
+        self.scope: anyio.CancelScope | None = None
+        self.cancel_requested = False
         # How IdleWorkers wakes this worker while it is parked, and why it did.
         self.wakeup: Any = None
         self.wakeup_reason = 0
@@ -99,6 +113,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
             # fresh one and goes on.  One scope per worker rather than per
             # job, because entering a scope costs more than a no-op job.
             with anyio.CancelScope() as scope:
+                info.scope = scope
+                info.cancel_requested = False
                 while True:
                     if not queue:
                         if pool._state != OPEN:
@@ -131,11 +147,10 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         continue
                     job = queue.popleft()
                     if job._state != PENDING:
+                        pool._stale -= 1
                         continue  # cancelled while queued
-                    pool._queued -= 1
-                    pool._busy += 1
                     job._state = RUNNING
-                    job._scope = scope
+                    job._worker = info
                     info.job = job
                     if job._waiters is not None:
                         job._waiters.wake_all()  # a rendezvous submit waits for this
@@ -174,13 +189,13 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         streak += 1
                     # The outcome handling is written out here rather than
                     # in a helper: a call per job costs a tenth of the job.
-                    pool._busy -= 1
+                    pool._accepted -= 1
                     if error is None:
                         pool._completed += 1
                         # Job._finish(SUCCEEDED, value), inlined.
                         job._state = SUCCEEDED
                         job._outcome = outcome.value
-                        job._args = job._ctx = job._pool = job._scope = None
+                        job._args = job._ctx = job._pool = job._worker = None
                         if job._waiters is not None:
                             job._waiters.wake_all()
                         if job._on_done is not None:
@@ -190,7 +205,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         if isinstance(error, cancelled_exc):
                             pool._cancelled += 1
                             job._finish(CANCELLED, None)
-                            if not _stray_cancellation(pool, job, task):
+                            if not _stray_cancellation(pool, info, task):
                                 if pool._room_wanted and not pool._cancel_called:
                                     # Job.cancel() freed a slot, and raising
                                     # skips the wake-up below.
@@ -213,7 +228,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         # batch of them could deadlock jobs that wait on
                         # that producer (tests/test_submit.py).
                         pool._room_waiters.wake_one()
-                    if job._cancel_requested:
+                    if info.cancel_requested:
                         # Job.cancel() cancelled this scope (reading the flag
                         # is cheaper than asking the scope, on trio).
                         break
@@ -224,7 +239,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
         if job is not None and job._state == RUNNING:
             # Cancelled or closed while the job ran (the pool's cancellation
             # reached the worker itself): the job ends cancelled.
-            pool._busy -= 1
+            pool._accepted -= 1
             pool._cancelled += 1
             job._finish(CANCELLED, None)
         info.runner.close()
@@ -239,8 +254,8 @@ def work_loop_code() -> types.CodeType:
     return code
 
 
-def _stray_cancellation(pool: Pool, job: Job[Any], task: object) -> bool:
-    """Whether a cancellation that ended `job` was asked for by no one.
+def _stray_cancellation(pool: Pool, info: WorkerInfo, task: object) -> bool:
+    """Whether a cancellation that ended the job `info` ran was asked for by no one.
 
     Only asyncio has such cancellations: trio raises ``Cancelled`` only from
     a cancelled scope.  Asked for are Job.cancel(), the pool's cancellation,
@@ -248,7 +263,7 @@ def _stray_cancellation(pool: Pool, job: Job[Any], task: object) -> bool:
     """
     backend = pool._backend
     assert backend is not None
-    if backend.name != "asyncio" or job._cancel_requested or pool._cancel_called:
+    if backend.name != "asyncio" or info.cancel_requested or pool._cancel_called:
         return False
     if backend.cancel_pending():
         return False

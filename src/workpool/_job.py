@@ -92,7 +92,8 @@ class Job(Generic[T_co]):
     _ctx: Context | None
     _on_done: Callable[[Job[Any]], None] | None
     _state: int
-    # The value (SUCCEEDED) or the exception (FAILED); None otherwise.
+    # The value (SUCCEEDED) or the exception (FAILED); None if cancelled.
+    # Unset until the job ends: only read once _state says it has.
     _outcome: Any
     _waiters: Waiters | None
     # The worker running the job, set when it starts (unset before: nothing

@@ -712,7 +712,6 @@ class Pool:
         job._ctx = copy_context()
         job._on_done = on_done
         job._state = PENDING
-        job._outcome = None
         job._waiters = None
         job._site = site
         self._queue.append(job)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -93,13 +94,12 @@ def test_a_running_service_dumps_its_tasks_on_sigusr1(backend: str, tmp_path: Pa
             assert ready.strip() == "ready", read_until(child.stderr.fileno(), re.compile("$^"), 1)
             sent = time.monotonic()
             dump = ""
-            # Sent again if no dump came within 5 s: in about one whole-suite
-            # run in ten on this 2-core machine, the asyncio child stayed
-            # alive and silent for 30 s after a single signal (suspected: the
-            # signal lands just before the loop enters epoll_wait, and asyncio
-            # sets no wakeup fd for a handler installed with signal.signal, so
-            # the handler waits for the loop's next timer).  A handler that
-            # never runs still fails after every attempt.
+            # Sent again if no dump came within 5 s.  Before dump_on_signal
+            # set a wakeup fd on asyncio, about one whole-suite run in ten saw
+            # the asyncio child stay silent for 30 s after a single signal
+            # that landed just before the loop went to sleep; that race has
+            # its own deterministic test below.  A handler that never runs
+            # still fails after every attempt.
             for attempt in range(1, 7):  # noqa: B007 - reported below
                 child.send_signal(signal.SIGUSR1)
                 dump += read_until(child.stderr.fileno(), re.compile(r'"MainThread" \[.*\]:\n(  .*\n)+'), 5)
@@ -145,3 +145,57 @@ async def test_leaving_the_block_restores_the_previous_handler() -> None:
 def test_installing_needs_a_running_event_loop() -> None:
     with pytest.raises(RuntimeError, match="no asyncio event loop or trio run"):
         dump_on_signal(signal.SIGUSR2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pthread_kill is POSIX")
+async def test_a_signal_that_does_not_interrupt_the_sleeping_loop_still_gets_its_dump() -> None:
+    # A signal that the C handler receives while the loop sleeps in its
+    # selector, without interrupting that system call: what happens when it
+    # lands just before the loop enters epoll_wait, reproduced here by
+    # delivering it to another thread.  The handler must run at once, not
+    # when the loop next wakes up for something else (15 s below).
+    main_thread = threading.main_thread()
+    dumped = threading.Event()
+
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            written = super().write(text)
+            dumped.set()
+            return written
+
+    def signal_from_another_thread() -> None:
+        # Wait until the main thread sleeps in its selector (asyncio's
+        # select(), trio's get_events()), then signal this thread.
+        for _ in range(5000):
+            frame = sys._current_frames().get(main_thread.ident or 0)
+            if frame is not None and frame.f_code.co_name in ("select", "get_events"):
+                break
+            time.sleep(0.001)
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)
+
+    out = Out()
+    with dump_on_signal(signal.SIGUSR2, file=out, threads=False):
+        sender = threading.Thread(target=signal_from_another_thread)
+        started = time.monotonic()
+        sender.start()
+        # Waited for in a worker thread, so the loop sleeps meanwhile: only
+        # the signal (or the worker giving up after 15 s) wakes it.
+        await anyio.to_thread.run_sync(dumped.wait, 15)
+        waited = time.monotonic() - started
+        sender.join()
+    assert "workpool: task dump on SIGUSR2" in out.getvalue()
+    assert waited < 10, f"the dump came only when the loop woke up for something else, after {waited:.1f} s"
+
+
+async def test_the_wakeup_fd_it_sets_is_removed_and_one_already_set_is_left_alone() -> None:
+    def wakeup_fd() -> int:
+        fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(fd)
+        return fd
+
+    before = wakeup_fd()  # trio sets one for its run; asyncio does not
+    with dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False):
+        assert wakeup_fd() != -1
+        if before != -1:
+            assert wakeup_fd() == before
+    assert wakeup_fd() == before

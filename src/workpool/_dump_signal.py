@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import time
 from contextlib import AbstractContextManager
@@ -27,6 +28,7 @@ class _SignalDump(AbstractContextManager[None]):
         # needs no running loop once made.
         self._view = LoopView()
         self._previous: Any = signal.signal(signum, self._handle)
+        self._wakeup = _LoopWakeup.install(self._view.key) if self._view.kind == "asyncio" else None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         out = self._file if self._file is not None else sys.stderr
@@ -49,11 +51,76 @@ class _SignalDump(AbstractContextManager[None]):
         """Restore the handler that was there before (if ours is still installed)."""
         if signal.getsignal(self._signum) == self._handle:
             signal.signal(self._signum, self._previous)
+        if self._wakeup is not None:
+            self._wakeup.close()
+            self._wakeup = None
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class _LoopWakeup:
+    """Makes a signal wake an asyncio loop that is about to sleep, so that its Python handler runs.
+
+    Python runs a handler installed with ``signal.signal`` at the main
+    thread's next bytecode.  A signal that lands while the loop sleeps in the
+    selector interrupts that call, but one that lands just before it (after
+    the last bytecode) waits for the loop's next timer or I/O, which may be
+    minutes away.  The C handler also writes the signal number to the wakeup
+    fd (`signal.set_wakeup_fd`), if there is one: trio sets one, and so does
+    asyncio once ``loop.add_signal_handler`` was used, but not otherwise.  So
+    when none is set, this sets one of its own, a socket the loop watches.
+
+    The socket pair lives as long as this object, not as long as the loop: a
+    wakeup fd that outlived its loop would be a closed file descriptor that
+    the C handler writes into, whatever file later gets its number.
+    """
+
+    def __init__(self, loop: Any, reader: socket.socket, writer: socket.socket) -> None:
+        self._loop = loop
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    def install(cls, loop: Any) -> _LoopWakeup | None:
+        previous = signal.set_wakeup_fd(-1)
+        if previous != -1:
+            # Someone else's (asyncio's own, for add_signal_handler): it
+            # already wakes the loop, and is theirs to remove.
+            signal.set_wakeup_fd(previous)
+            return None
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self = cls(loop, reader, writer)
+        try:
+            loop.add_reader(reader.fileno(), self._drain)
+        except NotImplementedError:  # a loop without add_reader (Windows' proactor)
+            reader.close()
+            writer.close()
+            return None
+        # A full buffer only means the loop has not read the last bytes yet:
+        # it is awake anyway, so no warning.
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        return self
+
+    def _drain(self) -> None:
+        try:
+            while self._reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        current = signal.set_wakeup_fd(-1)
+        if current != self._writer.fileno():
+            signal.set_wakeup_fd(current)  # replaced since: not ours to remove
+        # Does nothing once the loop is closed.
+        self._loop.remove_reader(self._reader.fileno())
+        self._reader.close()
+        self._writer.close()
 
 
 def dump_on_signal(
@@ -66,7 +133,10 @@ def dump_on_signal(
     creation site and state (see `summarize_tasks`), followed by the dump of
     every task (see `format_tasks`) and, with ``threads=True``, every thread.
     The dump is taken in the signal handler itself, in the main thread,
-    so it shows where a loop stuck in blocking code is stuck.
+    so it shows where a loop stuck in blocking code is stuck.  On asyncio,
+    unless a wakeup fd is set already (`signal.set_wakeup_fd`), it sets one
+    that the loop watches, so that a signal arriving as the loop goes to
+    sleep wakes it; leaving the block removes it.
 
     Keep it installed for the life of the process, or use the returned
     context manager: leaving its ``with`` block restores the previous handler.

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
+import workpool._dump_signal as dump_signal_module
 from workpool import dump_on_signal
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +204,120 @@ async def test_the_wakeup_fd_it_sets_is_removed_and_one_already_set_is_left_alon
         if before != -1:
             assert wakeup_fd() == before
     assert wakeup_fd() == before
+
+
+def _raise_in_the_swap(monkeypatch: pytest.MonkeyPatch, signum: int) -> list[int]:
+    """Deliver `signum` right after dump_on_signal swaps the wakeup fd out: a signal landing in that gap."""
+    real = signal.set_wakeup_fd
+    fired: list[int] = []
+
+    def set_wakeup_fd(fd: int, **kwargs: Any) -> int:
+        previous = real(fd, **kwargs)
+        if previous != -1 and not fired:
+            fired.append(previous)
+            signal.raise_signal(signum)
+        return previous
+
+    monkeypatch.setattr(dump_signal_module.signal, "set_wakeup_fd", set_wakeup_fd)
+    return fired
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_a_signal_during_install_still_reaches_an_asyncio_signal_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # anyio.open_signal_receiver (shutdown_on_signals uses it) is
+    # loop.add_signal_handler on asyncio, which learns of a signal only
+    # through the bytes on the wakeup fd.
+    with anyio.fail_after(10), anyio.open_signal_receiver(signal.SIGUSR1) as signals:
+        fired = _raise_in_the_swap(monkeypatch, signal.SIGUSR1)
+        with dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False):
+            monkeypatch.undo()
+            if not fired:  # the wakeup fd was left alone
+                signal.raise_signal(signal.SIGUSR1)
+            async for signum in signals:
+                assert signum == signal.SIGUSR1
+                break
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_a_signal_during_close_still_reaches_an_asyncio_signal_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dump = dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False)
+    # On asyncio this replaces the dump's wakeup fd with the loop's own.
+    with anyio.fail_after(10), anyio.open_signal_receiver(signal.SIGUSR1) as signals:
+        fired = _raise_in_the_swap(monkeypatch, signal.SIGUSR1)
+        dump.close()
+        monkeypatch.undo()
+        if not fired:
+            signal.raise_signal(signal.SIGUSR1)
+        async for signum in signals:
+            assert signum == signal.SIGUSR1
+            break
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_someone_elses_wakeup_fd_is_left_in_place_and_not_made_to_warn() -> None:
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    unraisable: list[object] = []
+    old_hook = sys.unraisablehook
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        sys.unraisablehook = unraisable.append
+        with dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False):
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    writer.send(b"x" * 4096)
+            signal.raise_signal(signal.SIGUSR2)  # the C handler's write finds the buffer full
+            await anyio.lowlevel.checkpoint()
+            # Read back by swapping (after the write above): still theirs.
+            assert signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False) == writer.fileno()
+    finally:
+        signal.set_wakeup_fd(previous)
+        sys.unraisablehook = old_hook
+        reader.close()
+        writer.close()
+    assert unraisable == [], "the wakeup fd's owner had warn_on_full_buffer=False, and lost it"
+
+
+async def test_a_failed_install_does_not_leave_its_signal_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    def out_of_fds(loop: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(dump_signal_module._LoopWakeup, "install", out_of_fds)
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        if anyio.get_cancelled_exc_class().__module__.startswith("asyncio"):
+            with pytest.raises(OSError, match="Too many open files"):
+                dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False)
+        else:  # nothing to install on trio
+            dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False).close()
+        assert signal.getsignal(signal.SIGUSR2) == before
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_wakeup_fd_never_outlives_its_socket(backend: str) -> None:
+    # Installed "for the life of the process" (no with block, no close()),
+    # then the loop ends and other code takes the signal back: the wakeup fd
+    # must still be an open file of ours, not a number the next file gets.
+    async def main() -> None:
+        dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False)
+
+    before = signal.getsignal(signal.SIGUSR2)
+    previous = signal.set_wakeup_fd(-1)
+    try:
+        signal.set_wakeup_fd(previous)
+        anyio.run(main, backend=backend)
+        signal.signal(signal.SIGUSR2, before)
+        gc.collect()
+        fd = signal.set_wakeup_fd(-1)
+        if fd != -1:
+            os.fstat(fd)  # raises OSError for a closed fd
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+        signal.set_wakeup_fd(previous)

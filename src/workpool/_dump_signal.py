@@ -6,9 +6,12 @@ import signal
 import socket
 import sys
 import time
-from contextlib import AbstractContextManager
+import weakref
+from asyncio.selector_events import BaseSelectorEventLoop
+from collections.abc import Generator
+from contextlib import AbstractContextManager, contextmanager
 from types import FrameType, TracebackType
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from ._dump import LoopView, thread_records
 from ._records import TaskRecord, format_records, summarize
@@ -28,7 +31,11 @@ class _SignalDump(AbstractContextManager[None]):
         # needs no running loop once made.
         self._view = LoopView()
         self._previous: Any = signal.signal(signum, self._handle)
-        self._wakeup = _LoopWakeup.install(self._view.key) if self._view.kind == "asyncio" else None
+        try:
+            self._wakeup = _LoopWakeup.install(self._view.key) if self._view.kind == "asyncio" else None
+        except BaseException:
+            signal.signal(signum, self._previous)  # the caller gets nothing to close
+            raise
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         out = self._file if self._file is not None else sys.stderr
@@ -69,58 +76,100 @@ class _LoopWakeup:
     selector interrupts that call, but one that lands just before it (after
     the last bytecode) waits for the loop's next timer or I/O, which may be
     minutes away.  The C handler also writes the signal number to the wakeup
-    fd (`signal.set_wakeup_fd`), if there is one: trio sets one, and so does
-    asyncio once ``loop.add_signal_handler`` was used, but not otherwise.  So
-    when none is set, this sets one of its own, a socket the loop watches.
-
-    The socket pair lives as long as this object, not as long as the loop: a
-    wakeup fd that outlived its loop would be a closed file descriptor that
-    the C handler writes into, whatever file later gets its number.
+    fd (`signal.set_wakeup_fd`), if there is one: asyncio sets its self-pipe
+    once ``loop.add_signal_handler`` was used, uvloop and Windows' proactor
+    always keep one of their own, trio too; a plain selector loop has none.
+    For that loop, this sets one: a socket the loop reads.
     """
 
-    def __init__(self, loop: Any, reader: socket.socket, writer: socket.socket) -> None:
+    # One socket pair for the whole process, never closed.  The wakeup fd can
+    # outlive the dump that set it (a dump left installed when its loop
+    # closes, or collected without close(), or a library that saved the fd
+    # and puts it back later), and a closed fd's number soon belongs to
+    # another file, which the C handler would then write into.
+    _pair: ClassVar[tuple[socket.socket, socket.socket] | None] = None
+    # Dumps installed per loop: nested ones share the loop's reader.
+    _users: ClassVar[weakref.WeakKeyDictionary[Any, int]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: Any) -> None:
         self._loop = loop
-        self._reader = reader
-        self._writer = writer
+        self._closed = False
 
     @classmethod
     def install(cls, loop: Any) -> _LoopWakeup | None:
-        previous = signal.set_wakeup_fd(-1)
-        if previous != -1:
-            # Someone else's (asyncio's own, for add_signal_handler): it
-            # already wakes the loop, and is theirs to remove.
-            signal.set_wakeup_fd(previous)
-            return None
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        self = cls(loop, reader, writer)
-        try:
-            loop.add_reader(reader.fileno(), self._drain)
-        except NotImplementedError:  # a loop without add_reader (Windows' proactor)
-            reader.close()
-            writer.close()
-            return None
-        # A full buffer only means the loop has not read the last bytes yet:
-        # it is awake anyway, so no warning.
-        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        return self
+        if sys.platform == "win32" or not isinstance(loop, BaseSelectorEventLoop):
+            return None  # the proactor and uvloop keep a wakeup fd of their own
+        if not cls._users.get(loop):
+            if getattr(loop, "_signal_handlers", None):
+                return None  # asyncio's self-pipe is the wakeup fd: it wakes the loop
+            reader, writer = cls._socket_pair()
+            with _signals_held():
+                previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+                if previous not in (-1, writer.fileno()):
+                    # Someone else's: it stays.  Its warn_on_full_buffer cannot
+                    # be read back; False, because the owners that set one
+                    # (uvloop, trio) do, and a lost warning about a full
+                    # buffer is better than one printed on every signal.
+                    signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
+                    return None
+            loop.add_reader(reader.fileno(), cls._drain)
+        cls._users[loop] = cls._users.get(loop, 0) + 1
+        return cls(loop)
 
-    def _drain(self) -> None:
+    @classmethod
+    def _socket_pair(cls) -> tuple[socket.socket, socket.socket]:
+        if cls._pair is None:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            # A full buffer only means the loop has not read the last bytes
+            # yet: it is awake anyway (hence warn_on_full_buffer=False).
+            writer.setblocking(False)
+            cls._pair = reader, writer
+        return cls._pair
+
+    @classmethod
+    def _drain(cls) -> None:
+        assert cls._pair is not None
         try:
-            while self._reader.recv(4096):
+            while cls._pair[0].recv(4096):
                 pass
         except (BlockingIOError, InterruptedError):
             pass
 
     def close(self) -> None:
-        current = signal.set_wakeup_fd(-1)
-        if current != self._writer.fileno():
-            signal.set_wakeup_fd(current)  # replaced since: not ours to remove
-        # Does nothing once the loop is closed.
-        self._loop.remove_reader(self._reader.fileno())
-        self._reader.close()
-        self._writer.close()
+        if self._closed:
+            return
+        self._closed = True
+        loop = self._loop
+        users = self._users.get(loop, 0) - 1
+        if users > 0:
+            self._users[loop] = users
+            return
+        self._users.pop(loop, None)
+        assert self._pair is not None
+        reader, writer = self._pair
+        loop.remove_reader(reader.fileno())  # does nothing once the loop is closed
+        if getattr(loop, "_signal_handlers", None):
+            return  # add_signal_handler has put asyncio's self-pipe in our place
+        with _signals_held():
+            current = signal.set_wakeup_fd(-1)
+            if current not in (-1, writer.fileno()):
+                signal.set_wakeup_fd(current, warn_on_full_buffer=False)  # someone else's since (see install)
+
+
+@contextmanager
+def _signals_held() -> Generator[None, None, None]:
+    """Hold back signals while the wakeup fd is swapped (POSIX only).
+
+    One that arrives meanwhile is delivered once the right fd is in place,
+    instead of being written to neither: asyncio's ``add_signal_handler``
+    learns of a signal only through the bytes on its wakeup fd.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def dump_on_signal(

@@ -79,7 +79,6 @@ class Job(Generic[T_co]):
         "_on_done",
         "_outcome",
         "_pool",
-        "_scope",
         "_site",
         "_state",
         "_waiters",
@@ -230,17 +229,3 @@ class Job(Generic[T_co]):
         assert on_done is not None
         self._on_done = None
         on_done(self)
-
-
-class _PoolJob(Job[Any]):  # type: ignore[misc]  # pyright: ignore[reportGeneralTypeIssues]
-    """What the pool makes its jobs from: a `Job` whose constructor is object's.
-
-    ``_PoolJob()`` is the cheapest way to make an object: C all the way,
-    where ``object.__new__(Job)`` goes through a slower checked path (a
-    twelfth of a no-op job) and a Python ``__init__`` costs a frame.  The
-    pool sets the slots itself.  Never subclassed further; `Job` stays the
-    type users see and annotate with.
-    """
-
-    __slots__ = ()
-    __init__ = object.__init__  # pyright: ignore[reportAssignmentType]

@@ -21,7 +21,7 @@ from ._context import current_job
 from ._errors import PoolClosed, PoolFull
 from ._groups import without, without_cancellations
 from ._idle import IdleWorkers, make_idle_workers
-from ._job import PENDING, Job, Site, _PoolJob
+from ._job import PENDING, Job, Site
 from ._map import MapIterator, consume_source
 from ._periodic import PeriodicJob
 from ._ratelimit import RateLimit
@@ -705,7 +705,7 @@ class Pool:
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
         # The slots are set here rather than through a constructor: this
         # runs once per job, and it is the cheapest way to build an object.
-        job: Job[Any] = _PoolJob()
+        job: Job[Any] = _new_object(Job)
         job._pool = self
         job._fn = fn
         job._args = args
@@ -880,6 +880,7 @@ def _remember_site(frame: FrameType) -> Site:
 
 _last_site: Site = (_caller_site.__code__, -1)
 _getframe = sys._getframe
+_new_object: Any = object.__new__
 
 
 def _no_fn() -> object:

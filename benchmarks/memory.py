@@ -82,7 +82,7 @@ async def measure(workers: int, jobs: int) -> Figures:
             # later, they retire one after the other, each on a timer of its
             # own (so wait_all_tasks_blocked() does not wait for the chain).
             with anyio.fail_after(60):
-                while pool.stats.workers:
+                while pool.stats.workers:  # noqa: ASYNC110 - no event says "all retired"
                     await anyio.sleep(IDLE_TIMEOUT)
             await anyio.wait_all_tasks_blocked()
             retired = (_traced() - base) / CONFIGURED

@@ -153,4 +153,10 @@ if __name__ == "__main__":
         anyio.run(main, mode, backend=backend)
     except KeyboardInterrupt:
         say("KeyboardInterrupt")
+    except BaseException as exc:
+        # What a SIGINT ends an asyncio run with on Python 3.10, and only
+        # there (see test_keyboard_interrupt_without_handlers_...).
+        if type(exc).__name__ != "CancelledError" or sys.version_info >= (3, 11):
+            raise
+        say("CancelledError")
     say("threads", threading.active_count())

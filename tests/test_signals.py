@@ -196,8 +196,16 @@ def test_keyboard_interrupt_without_handlers_cancels_everything_and_leaves_nothi
     child.expect("ready")
     child.signal(signal.SIGINT)
     exit_line = child.expect("exit")
-    assert child.finish() == 0
-    assert "KeyboardInterrupt" in child.lines
+    if backend == "asyncio" and sys.version_info < (3, 11):
+        # Python 3.10 has no asyncio.Runner; anyio's stand-in cancels the
+        # main task on SIGINT and cannot turn that back into KeyboardInterrupt
+        # (3.11's Task.uncancel is what tells the two apart), so the run ends
+        # with CancelledError.  What workpool does is the same (below).
+        assert child.finish() == 0
+        assert "CancelledError" in child.lines
+    else:
+        assert child.finish() == 0
+        assert "KeyboardInterrupt" in child.lines
     report = summary(exit_line)
     # Three workers had started a job each; the queued five were cancelled too.
     assert (report["accepted"], report["done"], report["cancelled"]) == (N_JOBS, 0, 3)

@@ -122,6 +122,8 @@ class _MapState:
                 if isinstance(items, AsyncIterable):
                     iterator = aiter(items)
                     while not self.must_wait() or await self.wait_for_room():
+                        if pool._room_wanted:
+                            pool._pass_room_on()  # anext() may take a while
                         try:
                             item = await anext(iterator)
                         except StopAsyncIteration:
@@ -147,6 +149,7 @@ class _MapState:
             if self.scope.cancelled_caught and not self.closed:
                 self.stopped_by_close = True
             pool._intake_scopes.discard(self.scope)
+            pool._pass_room_on()  # a wake-up for room that it will not use
             self.source_done = True
             self.consumer.wake_one()
             if not exhausted:
@@ -379,6 +382,7 @@ async def consume_source(
                     try:
                         item = stream.receive_nowait()
                     except anyio.WouldBlock:
+                        pool._pass_room_on()  # the next item may take a while
                         try:
                             item = await stream.receive()
                         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -393,6 +397,8 @@ async def consume_source(
                     while True:
                         if must_wait():
                             await wait_for_room()
+                        if pool._room_wanted:
+                            pool._pass_room_on()  # anext() may take a while
                         try:
                             item = await anext(iterator)
                         except StopAsyncIteration:
@@ -417,6 +423,7 @@ async def consume_source(
         # closing pool (a graceful shutdown keeps them) and are cancelled
         # with a cancelled one.
         pool._intake_scopes.discard(scope)
+        pool._pass_room_on()  # a wake-up for room that it will not use
     while outstanding:
         await all_done.wait()
     if source_exc is not None:

@@ -694,6 +694,18 @@ class Pool:
         if self._room_wanted and self._accepted + 1 < self._capacity:
             self._room_waiters.wake_one()
 
+    def _pass_room_on(self) -> None:
+        """Wake a producer that waits for room, if there is room for it.
+
+        Called by an intake (a map's feeder, a consume loop) that waited for
+        room and is not taking it now: its source has no item yet, or has
+        ended.  Room is not held for whoever was woken for it: without this,
+        that wake-up would be lost and another producer could wait forever
+        next to a free slot.
+        """
+        if self._room_wanted and self._accepted < self._capacity:
+            self._room_waiters.wake_one()
+
     def _enqueue(
         self,
         fn: Callable[..., Awaitable[Any]],

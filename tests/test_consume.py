@@ -271,3 +271,26 @@ async def test_consume_closes_the_iterator_it_made_when_it_stops_early() -> None
             assert feed.closed
             probe.release.set()
     assert probe.started == [1]
+
+
+async def test_consume_takes_no_more_items_once_the_pool_is_closing() -> None:
+    # consume() waits in receive(); an item arrives in the same step as
+    # close().  It may accept that item (it was already taken from the
+    # stream), but not the ones behind it, which stay in the source.
+    with anyio.fail_after(5):
+        send, receive = anyio.create_memory_object_stream[int](100)
+        with send, receive:
+            async with no_leaks(), Pool(max_workers=2, max_pending=100) as pool:
+
+                async def deliver_then_close() -> None:
+                    await anyio.wait_all_tasks_blocked()  # consume() waits in receive()
+                    for item in range(10):
+                        send.send_nowait(item)
+                    await pool.close()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(deliver_then_close)
+                    await pool.consume(receive, identity)
+            assert pool.stats.submitted == 1, pool.stats
+            assert receive.statistics().current_buffer_used == 9
+    assert_stats_balanced(pool.stats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -9,7 +10,7 @@ import anyio
 import pytest
 
 from helpers import Boom, Probe, assert_stats_balanced, double, identity, no_leaks
-from workpool import Job, MapIterator, Pool, PoolClosed
+from workpool import Job, MapIterator, Pool, PoolClosed, PoolStats
 
 pytestmark = pytest.mark.anyio
 
@@ -369,3 +370,33 @@ async def test_break_out_of_map_closes_an_async_generator_source() -> None:
     closed_by_the_map = list(cleaned_up)
     await source.aclose()  # no-op if the map closed it; else spare the GC hook
     assert closed_by_the_map == ["cursor closed"]
+
+
+async def test_close_leaves_nothing_queued_when_a_map_feeder_starts_around_it() -> None:
+    # Found by a randomized stress run: close() cancels a map feeder's scope,
+    # but a feeder started just before (not yet run) entered its cancelled
+    # scope and enqueued items synchronously until it first had to wait.
+    # close(), which had found the pool empty and only done one checkpoint,
+    # returned with those jobs still queued.  (On trio the two tasks run in
+    # either order; on asyncio the feeder runs during close().)
+    after_close: PoolStats | None = None
+
+    async def first_value(results: MapIterator[int]) -> None:
+        with contextlib.suppress(PoolClosed):
+            await results.__anext__()
+
+    async def close(pool: Pool) -> None:
+        nonlocal after_close
+        await pool.close()
+        after_close = pool.stats
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, max_pending=1) as pool:
+            results = pool.map(identity, range(5))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first_value, results)  # starts the feeder
+                tg.start_soon(close, pool)
+            await results.aclose()
+    assert after_close is not None
+    assert (after_close.queued, after_close.busy) == (0, 0), after_close
+    assert_stats_balanced(pool.stats)

@@ -266,3 +266,41 @@ async def test_a_worker_handed_the_deadline_after_close_does_not_wait_again() ->
 
 def _backend_name() -> str:
     return "asyncio" if anyio.get_cancelled_exc_class() is asyncio.CancelledError else "trio"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_job_cancel_in_the_same_tick_as_a_stray_cancellation_leaves_the_pool_alone() -> None:
+    # asyncio only (trio has no stray cancellations).  Found by a randomized
+    # stress run: a job awaits a future that someone else cancels, and in
+    # the same tick the job is cancelled with Job.cancel().  The job's
+    # CancelledError is not the scope's own (anyio did not deliver one: the
+    # task's wake-up was already scheduled), so raising it through the
+    # worker's scope killed the worker, and anyio then cancelled the whole
+    # pool, silently: the body cut short, every other job cancelled.
+    async def awaits(future: asyncio.Future[None]) -> None:
+        await future
+
+    async def waits(go: anyio.Event) -> str:
+        await go.wait()
+        return "ran"
+
+    reached = False
+    go = anyio.Event()
+    future = asyncio.get_running_loop().create_future()
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            victim = await pool.submit(awaits, future)
+            other = await pool.submit(waits, go)
+            await anyio.wait_all_tasks_blocked()
+            future.cancel()  # a stray cancellation reaches the job...
+            victim.cancel()  # ...and Job.cancel() in the same tick
+            await anyio.wait_all_tasks_blocked()
+            reached = True
+            go.set()
+            assert await other == "ran"
+            # The worker goes on: it runs the next job.
+            assert await (await pool.submit(waits, go)) == "ran"
+    assert victim.cancelled()
+    assert reached
+    stats = pool.stats
+    assert (stats.submitted, stats.completed, stats.cancelled) == (3, 2, 1)

@@ -13,6 +13,7 @@ from typing_extensions import Self
 
 from ._errors import PoolClosed
 from ._job import SUCCEEDED, Job, Site, _no_public_constructor
+from ._worker import OPEN
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -165,7 +166,10 @@ class _MapState:
             self.closed
             or self.in_flight >= self.window
             or self.feeds >= _YIELD_EVERY
-            or (not self.internal and pool._accepted >= pool._capacity)
+            # A closing pool takes no more items from a map of its caller's
+            # (the feeder may run after close() cancelled its scope, and
+            # until its first wait nothing else would stop it).
+            or (not self.internal and (pool._accepted >= pool._capacity or pool._state != OPEN))
         )
 
     async def wait_for_room(self) -> bool:
@@ -176,9 +180,11 @@ class _MapState:
             waited = True
             while self.in_flight > self.low_water and not self.closed:
                 await self.feeder_room.wait()
-        if not self.internal and not pool._has_room():
-            waited = True
-            await pool._wait_for_room()
+        if not self.internal:
+            pool._check_intake("map")  # raises PoolClosed once the pool is closing
+            if not pool._has_room():
+                waited = True
+                await pool._wait_for_room()
         if not waited and self.feeds >= _YIELD_EVERY:
             await checkpoint()
         self.feeds = 0
@@ -347,10 +353,17 @@ async def consume_source(
         # coroutine per item would cost a tenth of a job.
         nonlocal ticks
         ticks += 1
-        return ticks >= _YIELD_EVERY or (not internal and pool._accepted >= pool._capacity)
+        return ticks >= _YIELD_EVERY or (
+            not internal and (pool._accepted >= pool._capacity or pool._state != OPEN)
+        )
 
     async def wait_for_room() -> None:
         nonlocal ticks
+        if not internal:
+            # A closing pool takes no more items (consume() may resume with
+            # an item after close() cancelled its scope: that one is
+            # accepted, the next is not).
+            pool._check_intake("consume")
         if not internal and not pool._has_room():
             await pool._wait_for_room()
         else:

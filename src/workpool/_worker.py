@@ -205,15 +205,22 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         if isinstance(error, cancelled_exc):
                             pool._cancelled += 1
                             job._finish(CANCELLED, None)
-                            if not _stray_cancellation(pool, info, task):
+                            if not info.cancel_requested and not _stray_cancellation(pool, task):
                                 if pool._room_wanted and not pool._cancel_called:
-                                    # Job.cancel() freed a slot, and raising
+                                    # The job's slot is free, and raising
                                     # skips the wake-up below.
                                     pool._room_waiters.wake_one()
                                 raise error
-                            # The job raised a cancellation nobody asked for
-                            # (on asyncio, awaiting a future that someone
-                            # else cancelled): it ends cancelled, the pool goes on.
+                            # Job.cancel() asked for it: the worker leaves
+                            # its cancelled scope below rather than raising
+                            # through it.  What the job raised need not be
+                            # the scope's own cancellation (on asyncio, one
+                            # from a future someone else cancelled in the
+                            # same tick), and the scope would not swallow
+                            # that: the worker, and with it the pool, would
+                            # be cancelled.  Or the job raised a cancellation
+                            # nobody asked for (such a future, alone): it
+                            # ends cancelled, the pool goes on.
                         else:
                             pool._failed += 1
                             job._finish(FAILED, error)
@@ -254,16 +261,17 @@ def work_loop_code() -> types.CodeType:
     return code
 
 
-def _stray_cancellation(pool: Pool, info: WorkerInfo, task: object) -> bool:
-    """Whether a cancellation that ended the job `info` ran was asked for by no one.
+def _stray_cancellation(pool: Pool, task: object) -> bool:
+    """Whether a cancellation that ended a job of worker `task` was asked for by no one.
 
     Only asyncio has such cancellations: trio raises ``Cancelled`` only from
-    a cancelled scope.  Asked for are Job.cancel(), the pool's cancellation,
-    an enclosing anyio scope, and a native ``Task.cancel()`` of the worker.
+    a cancelled scope.  Asked for are Job.cancel() (checked by the caller),
+    the pool's cancellation, an enclosing anyio scope, and a native
+    ``Task.cancel()`` of the worker.
     """
     backend = pool._backend
     assert backend is not None
-    if backend.name != "asyncio" or info.cancel_requested or pool._cancel_called:
+    if backend.name != "asyncio" or pool._cancel_called:
         return False
     if backend.cancel_pending():
         return False

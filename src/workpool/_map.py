@@ -13,7 +13,7 @@ from typing_extensions import Self
 
 from ._errors import PoolClosed
 from ._job import SUCCEEDED, Job, Site, _no_public_constructor
-from ._worker import OPEN
+from ._worker import EXITED, OPEN
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -130,6 +130,9 @@ class _MapState:
                         except StopAsyncIteration:
                             exhausted = True
                             break
+                        if not self.internal and pool._accepted >= pool._capacity and pool._state == OPEN:
+                            await self.admit_when_room(item)
+                            continue
                         track(pool._enqueue(fn, (item,), job_done, site))
                         self.in_flight += 1
                 else:
@@ -157,6 +160,27 @@ class _MapState:
                 # Nobody else will finish a generator that the map stopped
                 # reading; closed here, its cleanup runs inside the pool.
                 await close_generator(iterator)
+
+    async def admit_when_room(self, item: Any) -> None:
+        """Accept an item that arrived after the room it waited for was taken.
+
+        The feeder passed its room on while the source had no item (see
+        `Pool._pass_room_on`), so the item waits in hand for room, keeping
+        the bound.  Taken from the source, it is not dropped: if the pool
+        closes meanwhile it is accepted anyway (a closing pool still runs
+        what it accepts) and PoolClosed then ends the feeding; only a
+        cancelled pool or a closed map, whose jobs are cancelled anyway,
+        lose it.
+        """
+        pool = self.pool
+        try:
+            while pool._accepted >= pool._capacity and pool._state == OPEN:
+                await pool._wait_for_room()
+        finally:
+            if not self.closed and not pool._cancel_called and pool._state != EXITED:
+                track = self.pending.append if self.ordered else self.running.add
+                track(pool._enqueue(self.fn, (item,), self.job_done, self.site))
+                self.in_flight += 1
 
     def must_wait(self) -> bool:
         """Whether the feeder must call `wait_for_room` before taking the next item."""
@@ -370,6 +394,18 @@ async def consume_source(
             await checkpoint()
         ticks = 0
 
+    async def admit_when_room(item: T) -> None:
+        # The item arrived after a wait in the source, during which the room
+        # this call had passed on may have been taken: it waits in hand, so
+        # the bound holds.  It is never dropped: if the pool closes (or this
+        # call is cancelled) meanwhile, it is accepted anyway.
+        try:
+            while pool._accepted >= pool._capacity and pool._state == OPEN:
+                await pool._wait_for_room()
+        finally:
+            if not pool._cancel_called and pool._state != EXITED:
+                admit(item)
+
     if isinstance(source, AckingSource):
         acking: AckingSource[T] = source
 
@@ -403,7 +439,10 @@ async def consume_source(
                         ticks = 0
                     except (anyio.EndOfStream, anyio.ClosedResourceError):
                         break
-                    admit(item)
+                    if not internal and pool._accepted >= pool._capacity and pool._state == OPEN:
+                        await admit_when_room(item)  # it came late: see there
+                    else:
+                        admit(item)
             else:
                 iterator = aiter(source)
                 try:
@@ -416,7 +455,10 @@ async def consume_source(
                             item = await anext(iterator)
                         except StopAsyncIteration:
                             break
-                        admit(item)
+                        if not internal and pool._accepted >= pool._capacity and pool._state == OPEN:
+                            await admit_when_room(item)  # it came late: see there
+                        else:
+                            admit(item)
                 finally:
                     if iterator is not source:
                         # An async generator that source.__aiter__() made is

@@ -630,7 +630,10 @@ class Pool:
 
         If the pool is closed meanwhile, it stops taking items (the rest stay
         in the source) and returns after the jobs it started.  An item is
-        taken only when the pool has room for it, so none is ever dropped.
+        taken only when the pool has room for it, and none is ever dropped:
+        one that the source delivers after another producer took that room
+        waits for the next free slot, and is accepted even if the pool
+        closes, or this call is cancelled, while it waits.
         `source` stays open: closing it is the caller's business, as with any
         stream it owns.
 

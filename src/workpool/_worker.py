@@ -298,6 +298,10 @@ async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseEx
                 info.started_at = None
                 await rate.acquire()
                 info.started_at = pool._clock()
+            if attempt > 1:
+                # Counted as it runs: a job cancelled while it waits out its
+                # backoff (or for a start slot) was not run again.
+                pool._retries += 1
             try:
                 if timeout is None:
                     await _attempt(job, info.runner)
@@ -310,7 +314,6 @@ async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseEx
             except Exception as exc:
                 if retry is None or not retry.retries(exc, attempt):
                     raise
-                pool._retries += 1
                 await anyio.sleep(retry.delay(attempt))
     except BaseException as exc:
         return exc

@@ -12,11 +12,25 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from helpers import identity, noop
-from workpool import Pool
+from workpool import Pool, PoolStats
 
 pytestmark = pytest.mark.anyio
+
+
+async def free_a_slot_for_the_producer_behind(pool: Pool, tg: TaskGroup, release: anyio.Event) -> PoolStats:
+    """With an intake waiting for room in a full pool: queue a producer behind it, free one slot.
+
+    Returns the stats once everything has settled.
+    """
+    await anyio.wait_all_tasks_blocked()  # the intake waits for room
+    tg.start_soon(pool.submit, noop)  # a producer waits behind it
+    await anyio.wait_all_tasks_blocked()
+    release.set()  # one slot frees: one wake-up
+    await anyio.wait_all_tasks_blocked()
+    return pool.stats
 
 
 async def test_consume_woken_for_room_whose_source_has_ended_loses_the_wakeup() -> None:
@@ -77,12 +91,7 @@ async def test_consume_waiting_for_its_next_item_holds_the_room_another_producer
             with send, receive:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(pool.consume, receive, identity)
-                    await anyio.wait_all_tasks_blocked()
-                    tg.start_soon(pool.submit, noop)
-                    await anyio.wait_all_tasks_blocked()
-                    release.set()
-                    await anyio.wait_all_tasks_blocked()
-                    stats = pool.stats
+                    stats = await free_a_slot_for_the_producer_behind(pool, tg, release)
                     send.close()  # let the test end either way
                     assert stats.submitted == 2, stats
 
@@ -106,11 +115,6 @@ async def test_map_feeder_waiting_for_its_next_item_passes_the_room_on() -> None
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(drain)
-                await anyio.wait_all_tasks_blocked()
-                tg.start_soon(pool.submit, noop)
-                await anyio.wait_all_tasks_blocked()
-                release.set()
-                await anyio.wait_all_tasks_blocked()
-                stats = pool.stats
+                stats = await free_a_slot_for_the_producer_behind(pool, tg, release)
                 more.set()  # let the test end either way
                 assert stats.submitted == 2, stats

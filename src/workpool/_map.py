@@ -173,14 +173,18 @@ class _MapState:
         lose it.
         """
         pool = self.pool
+        pool._holding += 1
         try:
             while pool._accepted >= pool._capacity and pool._state == OPEN:
                 await pool._wait_for_room()
         finally:
+            pool._holding -= 1
             if not self.closed and not pool._cancel_called and pool._state != EXITED:
                 track = self.pending.append if self.ordered else self.running.add
                 track(pool._enqueue(self.fn, (item,), self.job_done, self.site))
                 self.in_flight += 1
+            else:
+                pool._maybe_drained()
 
     def must_wait(self) -> bool:
         """Whether the feeder must call `wait_for_room` before taking the next item."""
@@ -399,12 +403,16 @@ async def consume_source(
         # this call had passed on may have been taken: it waits in hand, so
         # the bound holds.  It is never dropped: if the pool closes (or this
         # call is cancelled) meanwhile, it is accepted anyway.
+        pool._holding += 1  # close() waits for it (Pool._holding)
         try:
             while pool._accepted >= pool._capacity and pool._state == OPEN:
                 await pool._wait_for_room()
         finally:
+            pool._holding -= 1
             if not pool._cancel_called and pool._state != EXITED:
                 admit(item)
+            else:
+                pool._maybe_drained()
 
     if isinstance(source, AckingSource):
         acking: AckingSource[T] = source

@@ -185,6 +185,10 @@ class Pool:
         # Jobs cancelled while queued: they stay in the deque until a worker
         # (or _cancel_queued) pops them, so len(queue) counts them too.
         self._stale = 0
+        # Items that a map or consume intake took from its source and holds
+        # until there is room (see _map.py): not jobs yet, but close() and
+        # shutdown() must wait for them as if they were.
+        self._holding = 0
         # The last function that passed check_async_callable (a producer
         # submits the same one over and over); weakly, so that a closure or
         # partial and what it carries do not outlive their last job.
@@ -358,7 +362,7 @@ class Pool:
         self._close_intake()
         with anyio.move_on_after(grace):
             await self._wait_drained()
-        forced = bool(self._workers or self._accepted)
+        forced = bool(self._workers or self._accepted or self._holding)
         if forced:
             self._cancel_jobs()
             await self._wait_drained()
@@ -808,7 +812,7 @@ class Pool:
 
     async def _wait_drained(self) -> None:
         """Wait until nothing is queued or running and every worker has exited."""
-        if self._workers or self._accepted:
+        if self._workers or self._accepted or self._holding:
             if self._drained is None:
                 self._drained = anyio.Event()
             await self._drained.wait()
@@ -816,7 +820,7 @@ class Pool:
             await checkpoint()
 
     def _maybe_drained(self) -> None:
-        if self._workers or self._accepted:
+        if self._workers or self._accepted or self._holding:
             return
         if self._drained is not None:
             self._drained.set()

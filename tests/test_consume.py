@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+from anyio.streams.memory import MemoryObjectSendStream
 
 from helpers import Boom, Probe, assert_stats_balanced, identity, no_leaks
 from workpool import Pool, PoolClosed
@@ -294,3 +295,35 @@ async def test_consume_takes_no_more_items_once_the_pool_is_closing() -> None:
             assert pool.stats.submitted == 1, pool.stats
             assert receive.statistics().current_buffer_used == 9
     assert_stats_balanced(pool.stats)
+
+
+async def test_close_waits_for_the_item_consume_was_woken_with_as_the_pool_closed() -> None:
+    # consume() waits in receive() of an idle pool; an item arrives in the
+    # step that calls close().  close() found nothing to wait for, but
+    # consume() then accepts that item: close() must not return before it ran.
+    # trio runs the woken tasks in random order: tried 20 times.
+    for _ in range(20):
+        seen: list[int] = []
+
+        async def record(item: int, seen: list[int] = seen) -> None:
+            await anyio.lowlevel.checkpoint()
+            seen.append(item)
+
+        with anyio.fail_after(5):
+            send, receive = anyio.create_memory_object_stream[int](10)
+            with send, receive:
+                async with (
+                    no_leaks(),
+                    Pool(max_workers=1, max_pending=0) as pool,
+                    anyio.create_task_group() as tg,
+                ):
+                    tg.start_soon(_deliver_one_then_close, send, pool, seen)
+                    await pool.consume(receive, record)
+        assert seen == [1]
+
+
+async def _deliver_one_then_close(send: MemoryObjectSendStream[int], pool: Pool, seen: list[int]) -> None:
+    await anyio.wait_all_tasks_blocked()  # consume() waits in receive()
+    send.send_nowait(1)
+    await pool.close()
+    assert seen == [1], pool.stats

@@ -125,11 +125,14 @@ class _MapState:
                     while not self.must_wait() or await self.wait_for_room():
                         if pool._room_wanted:
                             pool._pass_room_on()  # anext() may take a while
+                        pool._holding += 1  # an item may arrive as the pool closes
                         try:
                             item = await anext(iterator)
                         except StopAsyncIteration:
                             exhausted = True
                             break
+                        finally:
+                            pool._holding -= 1
                         if not self.internal and pool._accepted >= pool._capacity and pool._state == OPEN:
                             await self.admit_when_room(item)
                             continue
@@ -154,6 +157,7 @@ class _MapState:
                 self.stopped_by_close = True
             pool._intake_scopes.discard(self.scope)
             pool._pass_room_on()  # a wake-up for room that it will not use
+            pool._maybe_drained()  # it may have been the last thing close() waited for
             self.source_done = True
             self.consumer.wake_one()
             if not exhausted:
@@ -440,10 +444,16 @@ async def consume_source(
                         item = stream.receive_nowait()
                     except anyio.WouldBlock:
                         pool._pass_room_on()  # the next item may take a while
+                        # Counted until it returns: an item it receives in
+                        # the step that closes the pool is still accepted,
+                        # and close() must wait for it (Pool._holding).
+                        pool._holding += 1
                         try:
                             item = await stream.receive()
                         except (anyio.EndOfStream, anyio.ClosedResourceError):
                             break
+                        finally:
+                            pool._holding -= 1
                         ticks = 0
                     except (anyio.EndOfStream, anyio.ClosedResourceError):
                         break
@@ -459,10 +469,13 @@ async def consume_source(
                             await wait_for_room()
                         if pool._room_wanted:
                             pool._pass_room_on()  # anext() may take a while
+                        pool._holding += 1  # see the stream's receive() above
                         try:
                             item = await anext(iterator)
                         except StopAsyncIteration:
                             break
+                        finally:
+                            pool._holding -= 1
                         if not internal and pool._accepted >= pool._capacity and pool._state == OPEN:
                             await admit_when_room(item)  # it came late: see there
                         else:
@@ -487,6 +500,7 @@ async def consume_source(
         # with a cancelled one.
         pool._intake_scopes.discard(scope)
         pool._pass_room_on()  # a wake-up for room that it will not use
+        pool._maybe_drained()  # it may have been the last thing close() waited for
     while outstanding:
         await all_done.wait()
     if source_exc is not None:

@@ -186,8 +186,9 @@ class Pool:
         # (or _cancel_queued) pops them, so len(queue) counts them too.
         self._stale = 0
         # Items that a map or consume intake took from its source and holds
-        # until there is room (see _map.py): not jobs yet, but close() and
-        # shutdown() must wait for them as if they were.
+        # until there is room, and intakes waiting for their source's next
+        # item (see _map.py): not jobs yet, but close() and shutdown() must
+        # wait for them as if they were.
         self._holding = 0
         # The last function that passed check_async_callable (a producer
         # submits the same one over and over); weakly, so that a closure or
@@ -812,12 +813,16 @@ class Pool:
 
     async def _wait_drained(self) -> None:
         """Wait until nothing is queued or running and every worker has exited."""
-        if self._workers or self._accepted or self._holding:
+        if not (self._workers or self._accepted or self._holding):
+            await checkpoint()
+        # Checked again after every wait: a closing pool still accepts what
+        # its own jobs submit, and an intake woken with an item in the step
+        # that closed the pool accepts that item, possibly after the pool
+        # looked drained.
+        while self._workers or self._accepted or self._holding:
             if self._drained is None:
                 self._drained = anyio.Event()
             await self._drained.wait()
-        else:
-            await checkpoint()
 
     def _maybe_drained(self) -> None:
         if self._workers or self._accepted or self._holding:

@@ -134,7 +134,8 @@ class _MapState:
                         finally:
                             pool._holding -= 1
                         if not self.internal and pool._accepted >= pool._capacity and pool._state == OPEN:
-                            await self.admit_when_room(item)
+                            # It came late: see admit_when_room.  A map its consumer left drops it.
+                            await admit_when_room(pool, item, self.admit, lambda: self.closed)
                             continue
                         track(pool._enqueue(fn, (item,), job_done, site))
                         self.in_flight += 1
@@ -165,30 +166,11 @@ class _MapState:
                 # reading; closed here, its cleanup runs inside the pool.
                 await close_generator(iterator)
 
-    async def admit_when_room(self, item: Any) -> None:
-        """Accept an item that arrived after the room it waited for was taken.
-
-        The feeder passed its room on while the source had no item (see
-        `Pool._pass_room_on`), so the item waits in hand for room, keeping
-        the bound.  Taken from the source, it is not dropped: if the pool
-        closes meanwhile it is accepted anyway (a closing pool still runs
-        what it accepts) and PoolClosed then ends the feeding; only a
-        cancelled pool or a closed map, whose jobs are cancelled anyway,
-        lose it.
-        """
-        pool = self.pool
-        pool._holding += 1
-        try:
-            while pool._accepted >= pool._capacity and pool._state == OPEN:
-                await pool._wait_for_room()
-        finally:
-            pool._holding -= 1
-            if not self.closed and not pool._cancel_called and pool._state != EXITED:
-                track = self.pending.append if self.ordered else self.running.add
-                track(pool._enqueue(self.fn, (item,), self.job_done, self.site))
-                self.in_flight += 1
-            else:
-                pool._maybe_drained()
+    def admit(self, item: Any) -> None:
+        """Accept an item that came late (see `admit_when_room`)."""
+        track = self.pending.append if self.ordered else self.running.add
+        track(self.pool._enqueue(self.fn, (item,), self.job_done, self.site))
+        self.in_flight += 1
 
     def must_wait(self) -> bool:
         """Whether the feeder must call `wait_for_room` before taking the next item."""
@@ -402,22 +384,6 @@ async def consume_source(
             await checkpoint()
         ticks = 0
 
-    async def admit_when_room(item: T) -> None:
-        # The item arrived after a wait in the source, during which the room
-        # this call had passed on may have been taken: it waits in hand, so
-        # the bound holds.  It is never dropped: if the pool closes (or this
-        # call is cancelled) meanwhile, it is accepted anyway.
-        pool._holding += 1  # close() waits for it (Pool._holding)
-        try:
-            while pool._accepted >= pool._capacity and pool._state == OPEN:
-                await pool._wait_for_room()
-        finally:
-            pool._holding -= 1
-            if not pool._cancel_called and pool._state != EXITED:
-                admit(item)
-            else:
-                pool._maybe_drained()
-
     if isinstance(source, AckingSource):
         acking: AckingSource[T] = source
 
@@ -458,7 +424,7 @@ async def consume_source(
                     except (anyio.EndOfStream, anyio.ClosedResourceError):
                         break
                     if not internal and pool._accepted >= pool._capacity and pool._state == OPEN:
-                        await admit_when_room(item)  # it came late: see there
+                        await admit_when_room(pool, item, admit)  # it came late: see there
                     else:
                         admit(item)
             else:
@@ -477,7 +443,7 @@ async def consume_source(
                         finally:
                             pool._holding -= 1
                         if not internal and pool._accepted >= pool._capacity and pool._state == OPEN:
-                            await admit_when_room(item)  # it came late: see there
+                            await admit_when_room(pool, item, admit)  # it came late: see there
                         else:
                             admit(item)
                 finally:
@@ -507,6 +473,35 @@ async def consume_source(
         raise source_exc
     if pool._cancel_called:
         raise PoolClosed(f"workpool.Pool {pool.name!r} was cancelled while consume() was running")
+
+
+async def admit_when_room(
+    pool: Pool,
+    item: Any,
+    admit: Callable[[Any], None],
+    dropped: Callable[[], bool] = lambda: False,
+) -> None:
+    """Accept an item that an intake took after waiting on its source, once there is room.
+
+    While the source had no item the intake passed its room on (see
+    `Pool._pass_room_on`), so another producer may have taken it: the item
+    then waits in hand, keeping the bound, and counts in `Pool._holding`,
+    which close() waits for.  Taken from the source, it is not dropped: if
+    the pool closes or the intake is cancelled meanwhile, it is accepted
+    anyway (a closing pool still runs what it accepts).  Only a cancelled
+    pool, or an intake that says so through `dropped` (a map its consumer
+    left, whose jobs are cancelled anyway), loses it.
+    """
+    pool._holding += 1
+    try:
+        while pool._accepted >= pool._capacity and pool._state == OPEN:
+            await pool._wait_for_room()
+    finally:
+        pool._holding -= 1
+        if not dropped() and not pool._cancel_called and pool._state != EXITED:
+            admit(item)
+        else:
+            pool._maybe_drained()
 
 
 @runtime_checkable

@@ -107,9 +107,10 @@ async def test_a_burst_of_waiting_jobs_gets_every_worker() -> None:
             release.set()
 
 
-async def test_a_burst_of_quick_jobs_wakes_few_of_many_idle_workers() -> None:
+async def test_a_burst_of_quick_jobs_wakes_one_of_many_idle_workers() -> None:
     # Jobs that never suspend are run back to back by the first worker to
-    # wake; waking one worker per job would wake all 100 for nothing.
+    # wake, pauses for fairness included; waking one worker per job would
+    # wake all 100 for nothing.
     with anyio.fail_after(10):
         async with no_leaks(), Pool(max_workers=100, max_pending=None, idle_timeout=None) as pool:
             await _warm_up(pool, 100)
@@ -122,8 +123,44 @@ async def test_a_burst_of_quick_jobs_wakes_few_of_many_idle_workers() -> None:
                 pool.submit_nowait(note_worker)
             await anyio.wait_all_tasks_blocked()
             assert pool.stats.completed == 600
-            # Doubling from one worker per event-loop turn: a handful, not 100.
-            assert len(woken) <= 16, len(woken)
+            assert len(woken) == 1, len(woken)
+
+
+async def test_a_burst_of_quick_jobs_starts_one_worker() -> None:
+    # More workers start only once a job suspends: for jobs that never do,
+    # another task each would only cost time and memory.
+    with anyio.fail_after(10):
+        async with no_leaks(), Pool(max_workers=100, max_pending=None) as pool:
+            for _ in range(500):
+                pool.submit_nowait(noop)
+            await anyio.wait_all_tasks_blocked()
+            assert pool.stats.completed == 500
+            assert pool.stats.workers == 1
+            assert pool._worker_seq == 1, "no worker started and gone again"
+
+
+async def test_quick_jobs_then_waiting_jobs_get_more_workers() -> None:
+    # The worker that ran the quick jobs alone meets a job that suspends
+    # with more queued behind it: the rest get workers of their own.
+    release = anyio.Event()
+    waiting = 0
+
+    async def wait_for_release() -> None:
+        nonlocal waiting
+        waiting += 1
+        await release.wait()
+
+    with anyio.fail_after(10):
+        async with no_leaks(), Pool(max_workers=20, max_pending=None) as pool:
+            for _ in range(200):
+                pool.submit_nowait(noop)
+            for _ in range(20):
+                pool.submit_nowait(wait_for_release)
+            await anyio.wait_all_tasks_blocked()
+            assert waiting == 20
+            assert pool.stats.workers == 20
+            release.set()
+        assert pool.stats.completed == 220
 
 
 @pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf])

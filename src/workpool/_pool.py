@@ -194,9 +194,10 @@ class Pool:
         # submits the same one over and over); weakly, so that a closure or
         # partial and what it carries do not outlive their last job.
         self._last_fn: Callable[[], object] = _no_fn
-        # Workers woken or started that have not yet looked at the queue: a
-        # new job wakes another worker only when this is 0, and each worker
-        # that starts wakes up to two more if the queue is long.  Waking one
+        # Workers woken or started that have not yet looked at the queue, and
+        # those that paused for fairness and will look again: a new job wakes
+        # another worker only when this is 0, and a worker whose job suspends
+        # wakes up to two more if the queue is long (_ramp_up).  Waking one
         # worker per job would wake dozens for a burst that one worker runs.
         self._waking = 0
         self._room_wanted = 0  # producers parked in _room_waiters
@@ -749,17 +750,18 @@ class Pool:
             self._spawn_worker(site)
 
     def _ramp_up(self) -> None:
-        """Called by a worker that was just woken or started, before it takes a job.
+        """Called by a worker whose job has just suspended, while jobs are queued.
 
-        Queued jobs beyond the one it takes and beyond those the other
-        starting workers will take get up to two more workers: a burst of
-        jobs that suspend reaches ``max_workers`` in a few event-loop turns,
-        and a burst of jobs that do not wakes few workers that find nothing.
+        Queued jobs beyond those the workers on their way will take get up to
+        two more workers: a burst of jobs that suspend reaches
+        ``max_workers`` in a few event-loop turns, doubling each turn, and a
+        burst of jobs that never suspend runs on the one worker that
+        `_enqueue` woke.
         """
         queue = self._queue
-        if len(queue) > self._waking + 1:
+        if len(queue) > self._waking:
             self._wake_worker(queue[-1]._site)
-            if len(queue) > self._waking + 1:
+            if len(queue) > self._waking:
                 self._wake_worker(queue[-1]._site)
 
     def _forget_queued(self, job: Job[Any]) -> None:

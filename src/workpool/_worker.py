@@ -97,6 +97,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     queue = pool._queue
     idle = pool._idle_workers
     assert idle is not None
+    parked = idle.parked
+    max_workers = pool._max_workers
     streak = 0
     yield_every = _YIELD_EVERY
     job: Job[Any] | None = None
@@ -106,8 +108,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     sent: Any = None
     try:
         # Started for a queued job (Pool._wake_worker): no longer on the way.
+        # More workers start only once a job suspends (see below).
         pool._waking -= 1
-        pool._ramp_up()
         while True:
             # Job.cancel() cancels this scope; the worker then opens a
             # fresh one and goes on.  One scope per worker rather than per
@@ -141,7 +143,6 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             info.idle_since = None
                         if reason == WAKE:
                             pool._waking -= 1
-                            pool._ramp_up()
                         elif reason == RETIRE and not queue:
                             return
                         continue
@@ -167,6 +168,13 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             # is taken as its first suspension.
                             info.started_at = clock()
                             streak = 0
+                            # The queue needs more workers only now: jobs
+                            # that never suspend run back to back on this
+                            # one, and more workers would only cost (a
+                            # task each, and every garbage collection walks
+                            # them).
+                            if (pool._workers < max_workers or parked) and len(queue) > pool._waking:
+                                pool._ramp_up()
                             # resume_in_context, written out (see above).
                             while yielded is not outcome:
                                 try:
@@ -184,6 +192,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         # Whether it suspended is not tracked here: counting
                         # every such job costs one checkpoint per 64 at most.
                         info.started_at = clock()
+                        if (pool._workers < max_workers or parked) and len(queue) > pool._waking:
+                            pool._ramp_up()
                         error = yield from _run_configured(pool, job, info).__await__()
                         info.started_at = None
                         streak += 1
@@ -241,7 +251,13 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         break
                     if streak >= yield_every:
                         streak = 0
-                        yield from checkpoint().__await__()
+                        # Counted as on its way back to the queue, so that
+                        # jobs submitted meanwhile wake no other worker.
+                        pool._waking += 1
+                        try:
+                            yield from checkpoint().__await__()
+                        finally:
+                            pool._waking -= 1
     finally:
         if job is not None and job._state == RUNNING:
             # Cancelled or closed while the job ran (the pool's cancellation

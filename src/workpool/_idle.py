@@ -38,11 +38,10 @@ RECHECK = 3  # handed the deadline, but work is queued or the pool closes: look 
 class IdleWorkers:
     """The parked workers of one pool, most recently parked last."""
 
-    __slots__ = ("_clock", "_queue", "closed", "idle_timeout", "parked")
+    __slots__ = ("_clock", "_queue", "_stack", "closed", "idle_timeout")
 
     def __init__(self, queue: deque[Any], idle_timeout: float | None, clock: Callable[[], float]) -> None:
-        # Read by the workers too: whether there is one to wake (Pool._ramp_up).
-        self.parked: deque[WorkerInfo] = deque()
+        self._stack: deque[WorkerInfo] = deque()
         self._queue = queue
         self._clock = clock
         self.idle_timeout = idle_timeout
@@ -56,7 +55,7 @@ class IdleWorkers:
         leaves the stack; if a wakeup had reached it already (asyncio), it
         is still counted as WAKE in ``info.wakeup_reason`` for the caller.
         """
-        stack = self.parked
+        stack = self._stack
         timeout = self.idle_timeout
         info.idle_since = self._clock()
         stack.append(info)
@@ -90,14 +89,14 @@ class IdleWorkers:
 
     def _hand_off(self) -> None:
         """Give the deadline to the worker now at the bottom of the stack."""
-        stack = self.parked
+        stack = self._stack
         while stack:
             if self._wake(stack.popleft(), RECHECK):
                 break
 
     def wake_one(self) -> bool:
         """Wake the most recently parked worker; return whether there was one."""
-        stack = self.parked
+        stack = self._stack
         while stack:
             if self._wake(stack.pop(), WAKE):
                 return True
@@ -109,7 +108,7 @@ class IdleWorkers:
         Returns how many were woken.
         """
         self.closed = True
-        stack = self.parked
+        stack = self._stack
         count = 0
         while stack:
             count += self._wake(stack.pop(), WAKE)
@@ -117,7 +116,7 @@ class IdleWorkers:
 
     def _remove(self, info: WorkerInfo) -> None:
         try:
-            self.parked.remove(info)
+            self._stack.remove(info)
         except ValueError:
             pass  # a waker took it off the stack already
 

@@ -750,7 +750,7 @@ class Pool:
             self._spawn_worker(site)
 
     def _ramp_up(self) -> None:
-        """Called by a worker whose job has just suspended, while jobs are queued.
+        """Called by a worker just started or woken, once one of its jobs has suspended.
 
         Queued jobs beyond those the workers on their way will take get up to
         two more workers: a burst of jobs that suspend reaches

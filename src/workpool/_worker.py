@@ -97,8 +97,9 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     queue = pool._queue
     idle = pool._idle_workers
     assert idle is not None
-    parked = idle.parked
-    max_workers = pool._max_workers
+    # Whether this worker has started or been woken since its last job that
+    # suspended: only such a worker gets more workers going (Pool._ramp_up).
+    fresh = True
     streak = 0
     yield_every = _YIELD_EVERY
     job: Job[Any] | None = None
@@ -141,6 +142,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             raise
                         finally:
                             info.idle_since = None
+                        fresh = True
                         if reason == WAKE:
                             pool._waking -= 1
                         elif reason == RETIRE and not queue:
@@ -168,12 +170,16 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             # is taken as its first suspension.
                             info.started_at = clock()
                             streak = 0
-                            # The queue needs more workers only now: jobs
-                            # that never suspend run back to back on this
-                            # one, and more workers would only cost (a
-                            # task each, and every garbage collection walks
-                            # them).
-                            if (pool._workers < max_workers or parked) and len(queue) > pool._waking:
+                            # More workers help only now: jobs that never
+                            # suspend run back to back on this one, and more
+                            # workers would only cost a task each, which
+                            # every garbage collection walks.  Only a fresh
+                            # worker asks: if every worker whose job
+                            # suspends did, workers busy with short waits
+                            # would wake idle ones to take jobs they were
+                            # about to take themselves.
+                            if fresh:
+                                fresh = False
                                 pool._ramp_up()
                             # resume_in_context, written out (see above).
                             while yielded is not outcome:
@@ -192,7 +198,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         # Whether it suspended is not tracked here: counting
                         # every such job costs one checkpoint per 64 at most.
                         info.started_at = clock()
-                        if (pool._workers < max_workers or parked) and len(queue) > pool._waking:
+                        if fresh:
+                            fresh = False
                             pool._ramp_up()
                         error = yield from _run_configured(pool, job, info).__await__()
                         info.started_at = None

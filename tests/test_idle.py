@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from helpers import no_leaks, noop
 from virtual_clock import virtual_time
 from workpool import Pool
+from workpool._worker import _YIELD_EVERY
 
 pytestmark = pytest.mark.anyio
 
@@ -199,3 +202,59 @@ async def test_a_job_submitted_as_the_only_worker_retires_still_runs(offset: flo
 async def _sleep_until(deadline: float) -> None:
     with anyio.CancelScope(deadline=deadline):
         await anyio.sleep_forever()
+
+
+async def test_jobs_queued_while_a_worker_pauses_for_fairness_get_an_idle_worker() -> None:
+    # A worker that pauses after a streak of quick jobs counts as on its way
+    # back to the queue, so jobs submitted meanwhile wake nobody.  If the
+    # first of them suspends waiting for the second, the pausing worker must
+    # wake an idle one for it once back: otherwise the second waits forever
+    # next to an idle worker.  On asyncio the tasks resume in the order this
+    # test sets up; trio may run them in another order, in which case the
+    # round passes without the pause in the way, hence several rounds.
+    for _ in range(10):
+        await _round_with_a_paused_worker()
+
+
+async def _round_with_a_paused_worker() -> None:
+    first_worker_free = anyio.Event()
+    submit_now = anyio.Event()
+    second_ran = anyio.Event()
+
+    async def hold_first_worker() -> None:
+        await first_worker_free.wait()
+
+    async def suspend_once() -> None:
+        await anyio.lowlevel.checkpoint()
+
+    def end_of_streak() -> None:
+        # The last quick job before the second worker pauses: the first
+        # worker finishes its job and parks, then this test submits.
+        first_worker_free.set()
+        submit_now.set()
+
+    async def quick(action: Callable[[], None] | None = None) -> None:
+        if action is not None:
+            action()
+
+    async def wait_for_second() -> None:
+        await second_ran.wait()
+
+    async def second() -> None:
+        second_ran.set()
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2, max_pending=None, idle_timeout=None) as pool:
+            pool.submit_nowait(hold_first_worker)
+            await anyio.wait_all_tasks_blocked()
+            # The second worker starts for these.  Its first job suspends
+            # while no other worker can start, then it runs a full streak
+            # of quick jobs and pauses.
+            pool.submit_nowait(suspend_once)
+            for _ in range(_YIELD_EVERY - 1):
+                pool.submit_nowait(quick)
+            pool.submit_nowait(quick, end_of_streak)
+            await submit_now.wait()
+            waiting = pool.submit_nowait(wait_for_second)
+            pool.submit_nowait(second)
+            await waiting

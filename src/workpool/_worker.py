@@ -97,8 +97,9 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     queue = pool._queue
     idle = pool._idle_workers
     assert idle is not None
-    # Whether this worker has started or been woken since its last job that
-    # suspended: only such a worker gets more workers going (Pool._ramp_up).
+    # Whether this worker has started, been woken or paused for fairness
+    # since its last job that suspended: only such a worker gets more
+    # workers going (Pool._ramp_up).
     fresh = True
     streak = 0
     yield_every = _YIELD_EVERY
@@ -259,12 +260,15 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                     if streak >= yield_every:
                         streak = 0
                         # Counted as on its way back to the queue, so that
-                        # jobs submitted meanwhile wake no other worker.
+                        # jobs submitted meanwhile wake no other worker; it
+                        # is then fresh, like a woken worker, so that it gets
+                        # workers for them if one of its next jobs suspends.
                         pool._waking += 1
                         try:
                             yield from checkpoint().__await__()
                         finally:
                             pool._waking -= 1
+                        fresh = True
     finally:
         if job is not None and job._state == RUNNING:
             # Cancelled or closed while the job ran (the pool's cancellation

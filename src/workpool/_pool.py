@@ -196,8 +196,9 @@ class Pool:
         self._last_fn: Callable[[], object] = _no_fn
         # Workers woken or started that have not yet looked at the queue, and
         # those that paused for fairness and will look again: a new job wakes
-        # another worker only when this is 0, and a worker whose job suspends
-        # wakes up to two more if the queue is long (_ramp_up).  Waking one
+        # another worker only when this is 0, and a worker just started or
+        # woken wakes up to two more once its job suspends, if the queue is
+        # long (_ramp_up).  Waking one
         # worker per job would wake dozens for a burst that one worker runs.
         self._waking = 0
         self._room_wanted = 0  # producers parked in _room_waiters

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import no_leaks, noop
 from virtual_clock import virtual_time
-from workpool import Pool
+from workpool import Pool, Retry
 from workpool._worker import _YIELD_EVERY
 
 pytestmark = pytest.mark.anyio
@@ -110,12 +110,20 @@ async def test_a_burst_of_waiting_jobs_gets_every_worker() -> None:
             release.set()
 
 
-async def test_a_burst_of_quick_jobs_wakes_one_of_many_idle_workers() -> None:
+# A pool with a job_timeout runs its jobs on another path of the worker loop.
+_PATHS = pytest.mark.parametrize("job_timeout", [None, 3600], ids=["plain", "with job_timeout"])
+
+
+@_PATHS
+async def test_a_burst_of_quick_jobs_wakes_one_of_many_idle_workers(job_timeout: float | None) -> None:
     # Jobs that never suspend are run back to back by the first worker to
     # wake, pauses for fairness included; waking one worker per job would
     # wake all 100 for nothing.
     with anyio.fail_after(10):
-        async with no_leaks(), Pool(max_workers=100, max_pending=None, idle_timeout=None) as pool:
+        async with (
+            no_leaks(),
+            Pool(max_workers=100, max_pending=None, idle_timeout=None, job_timeout=job_timeout) as pool,
+        ):
             await _warm_up(pool, 100)
             woken: set[object] = set()
 
@@ -127,22 +135,26 @@ async def test_a_burst_of_quick_jobs_wakes_one_of_many_idle_workers() -> None:
             await anyio.wait_all_tasks_blocked()
             assert pool.stats.completed == 600
             assert len(woken) == 1, len(woken)
+            assert pool._waking == 0
 
 
-async def test_a_burst_of_quick_jobs_starts_one_worker() -> None:
+@_PATHS
+async def test_a_burst_of_quick_jobs_starts_one_worker(job_timeout: float | None) -> None:
     # More workers start only once a job suspends: for jobs that never do,
     # another task each would only cost time and memory.
     with anyio.fail_after(10):
-        async with no_leaks(), Pool(max_workers=100, max_pending=None) as pool:
+        async with no_leaks(), Pool(max_workers=100, max_pending=None, job_timeout=job_timeout) as pool:
             for _ in range(500):
                 pool.submit_nowait(noop)
             await anyio.wait_all_tasks_blocked()
             assert pool.stats.completed == 500
             assert pool.stats.workers == 1
             assert pool._worker_seq == 1, "no worker started and gone again"
+            assert pool._waking == 0
 
 
-async def test_quick_jobs_then_waiting_jobs_get_more_workers() -> None:
+@_PATHS
+async def test_quick_jobs_then_waiting_jobs_get_more_workers(job_timeout: float | None) -> None:
     # The worker that ran the quick jobs alone meets a job that suspends
     # with more queued behind it: the rest get workers of their own.
     release = anyio.Event()
@@ -154,7 +166,7 @@ async def test_quick_jobs_then_waiting_jobs_get_more_workers() -> None:
         await release.wait()
 
     with anyio.fail_after(10):
-        async with no_leaks(), Pool(max_workers=20, max_pending=None) as pool:
+        async with no_leaks(), Pool(max_workers=20, max_pending=None, job_timeout=job_timeout) as pool:
             for _ in range(200):
                 pool.submit_nowait(noop)
             for _ in range(20):
@@ -199,24 +211,56 @@ async def test_a_job_submitted_as_the_only_worker_retires_still_runs(offset: flo
             assert pool.stats.completed == 10
 
 
+@virtual_time()
+async def test_a_job_waiting_out_its_retry_backoff_gets_the_next_job_a_worker() -> None:
+    # A worker waiting out a backoff is as busy as one whose job suspends:
+    # a job queued behind it starts at once on another worker, not after
+    # the backoff.
+    failed_once = False
+
+    async def fail_once() -> None:
+        nonlocal failed_once
+        if not failed_once:
+            failed_once = True
+            raise OSError("the first attempt fails at once, without suspending")
+
+    async def started_at() -> float:
+        return anyio.current_time()
+
+    retry = Retry(backoff=100, max_backoff=100, jitter=0)
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=2, retry=retry) as pool:
+            start = anyio.current_time()
+            retried = pool.submit_nowait(fail_once)
+            behind = pool.submit_nowait(started_at)
+            assert await behind - start < 100
+            await retried
+            assert anyio.current_time() - start >= 100
+
+
 async def _sleep_until(deadline: float) -> None:
     with anyio.CancelScope(deadline=deadline):
         await anyio.sleep_forever()
 
 
-async def test_jobs_queued_while_a_worker_pauses_for_fairness_get_an_idle_worker() -> None:
+@_PATHS
+async def test_jobs_queued_while_a_worker_pauses_for_fairness_get_an_idle_worker(
+    job_timeout: float | None,
+) -> None:
     # A worker that pauses after a streak of quick jobs counts as on its way
     # back to the queue, so jobs submitted meanwhile wake nobody.  If the
     # first of them suspends waiting for the second, the pausing worker must
     # wake an idle one for it once back: otherwise the second waits forever
-    # next to an idle worker.  On asyncio the tasks resume in the order this
-    # test sets up; trio may run them in another order, in which case the
-    # round passes without the pause in the way, hence several rounds.
-    for _ in range(10):
-        await _round_with_a_paused_worker()
+    # next to an idle worker.  The round needs three tasks to resume in the
+    # order they were made ready.  asyncio keeps that order; trio reverses
+    # each batch of ready tasks half the time at random, and a reversed round
+    # passes without the pause in the way: twenty rounds miss the setup one
+    # time in a million.
+    for _ in range(20):
+        await _round_with_a_paused_worker(job_timeout)
 
 
-async def _round_with_a_paused_worker() -> None:
+async def _round_with_a_paused_worker(job_timeout: float | None) -> None:
     first_worker_free = anyio.Event()
     submit_now = anyio.Event()
     second_ran = anyio.Event()
@@ -244,14 +288,18 @@ async def _round_with_a_paused_worker() -> None:
         second_ran.set()
 
     with anyio.fail_after(5):
-        async with no_leaks(), Pool(max_workers=2, max_pending=None, idle_timeout=None) as pool:
+        async with (
+            no_leaks(),
+            Pool(max_workers=2, max_pending=None, idle_timeout=None, job_timeout=job_timeout) as pool,
+        ):
             pool.submit_nowait(hold_first_worker)
             await anyio.wait_all_tasks_blocked()
             # The second worker starts for these.  Its first job suspends
             # while no other worker can start, then it runs a full streak
-            # of quick jobs and pauses.
+            # of quick jobs and pauses.  (With a job_timeout, the job that
+            # suspended counts in the streak too.)
             pool.submit_nowait(suspend_once)
-            for _ in range(_YIELD_EVERY - 1):
+            for _ in range(_YIELD_EVERY - (1 if job_timeout is None else 2)):
                 pool.submit_nowait(quick)
             pool.submit_nowait(quick, end_of_streak)
             await submit_now.wait()

@@ -35,6 +35,7 @@ class WorkerInfo:
 
     __slots__ = (
         "cancel_requested",
+        "fresh",
         "idle_since",
         "job",
         "runner",
@@ -62,6 +63,10 @@ class WorkerInfo:
         # How IdleWorkers wakes this worker while it is parked, and why it did.
         self.wakeup: Any = None
         self.wakeup_reason = 0
+        # Whether the worker has started, been woken or paused for fairness
+        # since it last got more workers going: the first of its jobs to
+        # suspend then does (see _ramp_up_if_fresh).
+        self.fresh = True
 
 
 async def run_worker(pool: Pool, site: Site | None) -> None:
@@ -97,10 +102,6 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     queue = pool._queue
     idle = pool._idle_workers
     assert idle is not None
-    # Whether this worker has started, been woken or paused for fairness
-    # since its last job that suspended: only such a worker gets more
-    # workers going (Pool._ramp_up).
-    fresh = True
     streak = 0
     yield_every = _YIELD_EVERY
     job: Job[Any] | None = None
@@ -143,7 +144,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             raise
                         finally:
                             info.idle_since = None
-                        fresh = True
+                        info.fresh = True
                         if reason == WAKE:
                             pool._waking -= 1
                         elif reason == RETIRE and not queue:
@@ -171,17 +172,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             # is taken as its first suspension.
                             info.started_at = clock()
                             streak = 0
-                            # More workers help only now: jobs that never
-                            # suspend run back to back on this one, and more
-                            # workers would only cost a task each, which
-                            # every garbage collection walks.  Only a fresh
-                            # worker asks: if every worker whose job
-                            # suspends did, workers busy with short waits
-                            # would wake idle ones to take jobs they were
-                            # about to take themselves.
-                            if fresh:
-                                fresh = False
-                                pool._ramp_up()
+                            if info.fresh:  # tested here too: a call costs
+                                _ramp_up_if_fresh(pool, info)
                             # resume_in_context, written out (see above).
                             while yielded is not outcome:
                                 try:
@@ -199,9 +191,6 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         # Whether it suspended is not tracked here: counting
                         # every such job costs one checkpoint per 64 at most.
                         info.started_at = clock()
-                        if fresh:
-                            fresh = False
-                            pool._ramp_up()
                         error = yield from _run_configured(pool, job, info).__await__()
                         info.started_at = None
                         streak += 1
@@ -268,7 +257,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             yield from checkpoint().__await__()
                         finally:
                             pool._waking -= 1
-                        fresh = True
+                        info.fresh = True
     finally:
         if job is not None and job._state == RUNNING:
             # Cancelled or closed while the job ran (the pool's cancellation
@@ -286,6 +275,20 @@ def work_loop_code() -> types.CodeType:
     """The code of the worker loop, which task dumps look inside (see _frames.py)."""
     code: types.CodeType = getattr(_work, "__code__")  # noqa: B009 - types.coroutine keeps it
     return code
+
+
+def _ramp_up_if_fresh(pool: Pool, info: WorkerInfo) -> None:
+    """Called as a job of the worker `info` suspends: get more workers going if it is fresh.
+
+    More workers help only now: jobs that never suspend run back to back on
+    this one, and more workers would only cost a task each, which every
+    garbage collection walks.  Only a fresh worker asks: if every worker
+    whose job suspends did, workers busy with short waits would wake idle
+    ones to take jobs they were about to take themselves.
+    """
+    if info.fresh:
+        info.fresh = False
+        pool._ramp_up()
 
 
 def _stray_cancellation(pool: Pool, task: object) -> bool:
@@ -331,27 +334,33 @@ async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseEx
                 pool._retries += 1
             try:
                 if timeout is None:
-                    await _attempt(job, info.runner)
+                    await _attempt(pool, job, info)
                     return None
                 with anyio.CancelScope(deadline=pool._clock() + timeout):
-                    await _attempt(job, info.runner)
+                    await _attempt(pool, job, info)
                     return None
                 # Only reached when the deadline cancelled the attempt.
                 raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
             except Exception as exc:
                 if retry is None or not retry.retries(exc, attempt):
                     raise
+                # Waiting out the backoff keeps this worker busy as much as
+                # a job that suspends does.  (Waiting for a start slot does
+                # not count: other workers would wait for the rate too.)
+                _ramp_up_if_fresh(pool, info)
                 await anyio.sleep(retry.delay(attempt))
     except BaseException as exc:
         return exc
 
 
-async def _attempt(job: Job[Any], runner: JobRunner) -> None:
+async def _attempt(pool: Pool, job: Job[Any], info: WorkerInfo) -> None:
     """One run of a job for `_run_configured`; raises what the job raised."""
     ctx = job._ctx
     assert ctx is not None
+    runner = info.runner
     yielded = ctx.run(runner.send, job)
     if yielded is not runner.outcome:
+        _ramp_up_if_fresh(pool, info)
         await resume_in_context(ctx, runner, yielded)
     error = runner.outcome.error
     if error is not None:

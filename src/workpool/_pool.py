@@ -196,10 +196,10 @@ class Pool:
         self._last_fn: Callable[[], object] = _no_fn
         # Workers woken or started that have not yet looked at the queue, and
         # those that paused for fairness and will look again: a new job wakes
-        # another worker only when this is 0, and a worker just started or
-        # woken wakes up to two more once its job suspends, if the queue is
-        # long (_ramp_up).  Waking one
-        # worker per job would wake dozens for a burst that one worker runs.
+        # another worker only when this is 0, and a worker just started, woken
+        # or back from its pause wakes up to two more once one of its jobs
+        # suspends, if the queue is long (_ramp_up).  Waking one worker per
+        # job would wake dozens for a burst that one worker runs.
         self._waking = 0
         self._room_wanted = 0  # producers parked in _room_waiters
         self._completed = 0
@@ -751,8 +751,9 @@ class Pool:
             self._spawn_worker(site)
 
     def _ramp_up(self) -> None:
-        """Called by a worker just started or woken, once one of its jobs has suspended.
+        """Called by a worker just started, woken or back from a fairness pause, once it suspends for a job.
 
+        It suspends when one of its jobs does, or to wait out a retry backoff.
         Queued jobs beyond those the workers on their way will take get up to
         two more workers: a burst of jobs that suspend reaches
         ``max_workers`` in a few event-loop turns, doubling each turn, and a

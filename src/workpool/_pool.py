@@ -596,7 +596,10 @@ class Pool:
         (``ordered=False``).  `items` may be an iterable or an async iterable,
         endless too: it is read lazily, keeping at most
         ``max_workers + max_pending`` items (``2 * max_workers`` when
-        ``max_pending`` is ``None``) accepted but not yet yielded.
+        ``max_pending`` is ``None``) accepted but not yet yielded.  Once
+        that window is full, it reads on when half of it has been yielded,
+        so jobs of one map must not wait for each other: one that waits for
+        a later item's job may wait forever.
 
         The first job that raises ends the iteration with its exception (it
         also goes to the pool's ``on_error``); an exception from `items` ends

@@ -87,27 +87,33 @@ async def test_a_worker_that_gets_work_before_its_deadline_stays() -> None:
             assert pool.stats.submitted == 5
 
 
+class _HeldJobs:
+    """Jobs that count themselves as they start, then wait for one release."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.release = anyio.Event()
+
+    async def job(self) -> None:
+        self.started += 1
+        await self.release.wait()
+
+
 async def test_a_burst_of_waiting_jobs_gets_every_worker() -> None:
-    # A job wakes one worker, and each starting worker wakes more while the
-    # queue is long: 50 jobs that all wait still all run at once.
-    release = anyio.Event()
-    started = 0
-
-    async def wait_for_release() -> None:
-        nonlocal started
-        started += 1
-        await release.wait()
-
+    # A job wakes one worker, and each worker that starts or wakes wakes more
+    # once its job suspends, while the queue is long: 50 jobs that all wait
+    # still all run at once.
+    held = _HeldJobs()
     with anyio.fail_after(10):
         async with no_leaks(), Pool(max_workers=50, max_pending=None) as pool:
             await _warm_up(pool, 10)  # some idle workers to wake, the rest to start
             for _ in range(50):
-                pool.submit_nowait(wait_for_release)
+                pool.submit_nowait(held.job)
             await anyio.wait_all_tasks_blocked()
-            assert started == 50
+            assert held.started == 50
             assert pool.stats.workers == 50
             assert pool.stats.busy == 50
-            release.set()
+            held.release.set()
 
 
 # A pool with a job_timeout runs its jobs on another path of the worker loop.
@@ -157,24 +163,17 @@ async def test_a_burst_of_quick_jobs_starts_one_worker(job_timeout: float | None
 async def test_quick_jobs_then_waiting_jobs_get_more_workers(job_timeout: float | None) -> None:
     # The worker that ran the quick jobs alone meets a job that suspends
     # with more queued behind it: the rest get workers of their own.
-    release = anyio.Event()
-    waiting = 0
-
-    async def wait_for_release() -> None:
-        nonlocal waiting
-        waiting += 1
-        await release.wait()
-
+    held = _HeldJobs()
     with anyio.fail_after(10):
         async with no_leaks(), Pool(max_workers=20, max_pending=None, job_timeout=job_timeout) as pool:
             for _ in range(200):
                 pool.submit_nowait(noop)
             for _ in range(20):
-                pool.submit_nowait(wait_for_release)
+                pool.submit_nowait(held.job)
             await anyio.wait_all_tasks_blocked()
-            assert waiting == 20
+            assert held.started == 20
             assert pool.stats.workers == 20
-            release.set()
+            held.release.set()
         assert pool.stats.completed == 220
 
 

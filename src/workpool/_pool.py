@@ -365,7 +365,7 @@ class Pool:
         self._close_intake()
         with anyio.move_on_after(grace):
             await self._wait_drained()
-        forced = bool(self._workers or self._accepted or self._holding)
+        forced = not self._is_drained()
         if forced:
             self._cancel_jobs()
             await self._wait_drained()
@@ -820,19 +820,27 @@ class Pool:
 
     async def _wait_drained(self) -> None:
         """Wait until nothing is queued or running and every worker has exited."""
-        if not (self._workers or self._accepted or self._holding):
+        if self._is_drained():
             await checkpoint()
         # Checked again after every wait: a closing pool still accepts what
         # its own jobs submit, and an intake woken with an item in the step
         # that closed the pool accepts that item, possibly after the pool
         # looked drained.
-        while self._workers or self._accepted or self._holding:
+        while not self._is_drained():
             if self._drained is None:
                 self._drained = anyio.Event()
             await self._drained.wait()
 
+    def _is_drained(self) -> bool:
+        """Nothing queued, running or held by an intake (`_holding`), and no worker left.
+
+        The one test of what close() and shutdown() wait for, so that a new
+        kind of outstanding work is added in one place.
+        """
+        return not (self._workers or self._accepted or self._holding)
+
     def _maybe_drained(self) -> None:
-        if self._workers or self._accepted or self._holding:
+        if not self._is_drained():
             return
         if self._drained is not None:
             self._drained.set()

@@ -395,3 +395,24 @@ async def test_failure_is_reported_through_the_group_precisely() -> None:
             pool.every(3600, fail, first_run_now=True)
             await anyio.sleep_forever()
     assert [str(e) for e in leaves(info.value)] == ["periodic"]
+
+
+async def test_cancel_reaches_the_run_in_progress_while_the_pool_closes() -> None:
+    # close() ends the schedule but lets the run in progress finish; the
+    # handle's cancel() must still cancel that run ("and cancel the run in
+    # progress, if any"), so that a shutdown need not wait for it.
+    probe = Probe()
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as tg, Pool() as pool:
+            handle = pool.every(3600, probe.block, "run", first_run_now=True)
+            await anyio.wait_all_tasks_blocked()
+            assert probe.started == ["run"]
+            tg.start_soon(pool.close)
+            await anyio.wait_all_tasks_blocked()
+            handle.cancel()
+            await anyio.wait_all_tasks_blocked()
+            cancelled = list(probe.cancelled)
+            probe.release.set()  # so that the block exits either way
+    assert cancelled == ["run"]
+    assert handle.stopped()
+    assert repr(handle) == "<workpool.PeriodicJob stopped runs=1>"

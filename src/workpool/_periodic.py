@@ -81,6 +81,10 @@ class PeriodicJob:
         if self._job is not None:
             self._job.cancel()
 
+    def _run_ended(self, job: Job[Any]) -> None:
+        if self._job is job:
+            self._job = None
+
     async def _run(
         self,
         pool: Pool,
@@ -99,15 +103,15 @@ class PeriodicJob:
                 while True:
                     await anyio.sleep_until(tick + (random.uniform(0, jitter) if jitter else 0.0))
                     try:
-                        job = pool._enqueue(fn, args, None, site)
+                        # The run is forgotten when it ends, not when this
+                        # task stops waiting for it: after close() cancels
+                        # the schedule, cancel() must still reach the run.
+                        job = pool._enqueue(fn, args, self._run_ended, site)
                     except PoolClosed:
                         return
                     self._job = job
                     self._runs += 1
-                    try:
-                        await job._wait_done()
-                    finally:
-                        self._job = None
+                    await job._wait_done()
                     tick = _next_tick(tick + interval, interval, clock())
         finally:
             self._done = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from helpers import Boom, Probe, assert_stats_balanced, no_leaks, noop, sleep_forever
 from virtual_clock import virtual_time
-from workpool import Pool, PoolClosed, ShutdownReport
+from workpool import Pool, PoolClosed, ShutdownReport, shutdown_on_signals
 
 pytestmark = pytest.mark.anyio
 
@@ -258,6 +259,44 @@ def test_shutdown_grace_zero_is_accepted_as_shutdown_grace_zero_is() -> None:
     # shutdown_on_signals accept ("stop intake and cancel what is left at
     # once" is a meaningful setting).
     Pool(shutdown_grace=0)
+
+
+# -- shutdown_on_signals, in process (tests/test_signals.py sends real signals) ---
+
+
+@virtual_time()
+async def test_the_grace_of_shutdown_on_signals_applies_only_after_a_signal() -> None:
+    # Its grace is for the shutdown a signal starts; a block that ends on its
+    # own must leave the pool's shutdown as it was (here: wait for every job).
+    finished: list[str] = []
+
+    async def ten_seconds() -> None:
+        await anyio.sleep(10)
+        finished.append("done")
+
+    with anyio.fail_after(100):
+        async with no_leaks(), Pool() as pool:
+            with shutdown_on_signals(pool, grace=1, signals=(signal.SIGUSR2,)):
+                job = await pool.submit(ten_seconds)
+    assert finished == ["done"]
+    assert not job.cancelled()
+
+
+@pytest.mark.parametrize(
+    ("signals", "error"),
+    [
+        (signal.SIGTERM, TypeError),
+        ([signal.SIGTERM], TypeError),
+        (("SIGTERM",), TypeError),
+        ((), ValueError),
+    ],
+)
+async def test_shutdown_on_signals_rejects_signals_that_are_not_a_tuple_of_signals(
+    signals: Any, error: type[Exception]
+) -> None:
+    async with no_leaks(), Pool() as pool:
+        with pytest.raises(error, match=r"signals="), shutdown_on_signals(pool, signals=signals):
+            pass  # pragma: no cover
 
 
 # -- producers blocked in submit() are woken -------------------------------------

@@ -46,13 +46,19 @@ def shutdown_on_signals(
 
     Raises:
         RuntimeError: the pool is not open.
-        TypeError, ValueError: `grace` is not a number of seconds >= 0.
+        TypeError, ValueError: `grace` is not a number of seconds >= 0, or
+            `signals` is not a non-empty tuple of signals.
     """
     grace_seconds = None if grace is None else check_grace(grace, "grace")
+    if not isinstance(signals, tuple) or not all(isinstance(s, int) for s in signals):
+        raise TypeError(
+            f"shutdown_on_signals() expected a tuple of signals for signals=, got {signals!r}; "
+            "write signals=(signal.SIGTERM,) for a single one"
+        )
+    if not signals:
+        raise ValueError("shutdown_on_signals() needs at least one signal in signals=")
     if pool._tg is None or pool._state != OPEN:
         raise RuntimeError("shutdown_on_signals() needs an open pool: call it inside 'async with Pool(...)'")
-    if grace_seconds is not None:
-        pool._shutdown_grace = grace_seconds
     # The handlers are installed here, not in the listener task, so that a
     # signal arriving before that task first runs is not lost (or fatal).
     receiver_cm = anyio.open_signal_receiver(*signals)
@@ -60,7 +66,7 @@ def shutdown_on_signals(
     scope = anyio.CancelScope()
     try:
         listener = pool._start_service(
-            _listen, pool, scope, receiver_cm, receiver, name=f"{pool.name}-signals"
+            _listen, pool, scope, grace_seconds, receiver_cm, receiver, name=f"{pool.name}-signals"
         )
     except BaseException:
         receiver_cm.__exit__(None, None, None)
@@ -79,6 +85,7 @@ def shutdown_on_signals(
 async def _listen(
     pool: Pool,
     scope: anyio.CancelScope,
+    grace: float | None,
     receiver_cm: AbstractContextManager[AsyncIterator[int]],
     receiver: AsyncIterator[int],
 ) -> None:
@@ -91,6 +98,10 @@ async def _listen(
                 logger.warning(
                     "workpool.Pool %r: %s received, shutting down (again to cancel at once)", pool.name, name
                 )
+                if grace is not None:
+                    # Only now: a block that ends on its own leaves the pool's
+                    # shutdown as it was.
+                    pool._shutdown_grace = grace
                 scope.cancel()
             else:
                 logger.warning("workpool.Pool %r: %s received again, cancelling", pool.name, name)

@@ -400,3 +400,29 @@ async def test_close_leaves_nothing_queued_when_a_map_feeder_starts_around_it() 
     assert after_close is not None
     assert (after_close.queued, after_close.busy) == (0, 0), after_close
     assert_stats_balanced(pool.stats)
+
+
+# -- a job's own map, cancellation in __anext__ --------------------------------
+
+
+async def test_a_map_in_a_job_keeps_going_while_the_pool_closes() -> None:
+    # close() stops its callers' maps, but a job's own map is part of the
+    # job fanning out, like its submits: it must read every item.  Only a map
+    # with more items than its window (8 here) was cut off.
+    gate = anyio.Event()
+
+    async def child(x: int) -> int:
+        await gate.wait()
+        return 2 * x
+
+    async def parent(pool: Pool) -> list[int]:
+        return [value async for value in pool.map(child, range(20))]
+
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as tg, Pool(max_workers=8, max_pending=0) as pool:
+            job = await pool.submit(parent, pool)
+            await anyio.wait_all_tasks_blocked()  # the map's window is full
+            tg.start_soon(pool.close)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+    assert job.result() == [2 * i for i in range(20)]

@@ -211,7 +211,10 @@ class _MapState:
         if not self.started:
             self.started = True
             assert pool._tg is not None
-            pool._intake_scopes.add(self.scope)
+            if not self.internal:
+                # close() stops the maps of the pool's callers; a job's own
+                # map keeps going, like its submits, so it can finish fanning out.
+                pool._intake_scopes.add(self.scope)
             pool._tg.start_soon(self.feed, name=f"{pool.name}-map-feeder")
         assert pool._backend is not None
         if pool._backend.cancel_pending():

@@ -426,3 +426,28 @@ async def test_a_map_in_a_job_keeps_going_while_the_pool_closes() -> None:
             await anyio.wait_all_tasks_blocked()
             gate.set()
     assert job.result() == [2 * i for i in range(20)]
+
+
+async def _cancel(scope: anyio.CancelScope) -> None:
+    scope.cancel()
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_no_value_is_lost_when_the_caller_is_cancelled_inside_anext(ordered: bool) -> None:
+    # Every 64th value, __anext__ lets other tasks run after taking the value
+    # from the map; a cancellation there must not lose it, since the map
+    # goes on after its caller is cancelled.
+    got: list[int] = []
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=4) as pool:
+            results = pool.map(identity, range(200), ordered=ordered)
+            got.append(await results.__anext__())  # starts the feeder
+            await anyio.wait_all_tasks_blocked()  # every job has finished
+            async with anyio.create_task_group() as tg:
+                with anyio.CancelScope() as scope:
+                    tg.start_soon(_cancel, scope)  # runs at the first schedule point
+                    while True:
+                        got.append(await results.__anext__())
+            assert scope.cancelled_caught
+            got.extend([value async for value in results])
+    assert sorted(got) == list(range(200))

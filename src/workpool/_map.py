@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaita
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final, runtime_checkable
 
 import anyio
-from anyio.lowlevel import checkpoint
+from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 from typing_extensions import Self
 
@@ -252,7 +252,9 @@ class _MapState:
         self.yields += 1
         if self.yields >= _YIELD_EVERY:
             self.yields = 0
-            await checkpoint()
+            # Shielded: the value is taken from the map already, and a
+            # cancellation here would lose it.
+            await cancel_shielded_checkpoint()
         return job._outcome
 
     def close(self) -> None:

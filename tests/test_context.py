@@ -138,3 +138,22 @@ async def test_tasks_started_by_a_job_inherit_its_context() -> None:
         request_id.set("outer")
         assert await (await pool.submit(fan_out)) == ["parent job", "parent job"]
         assert request_id.get() == "outer"
+
+
+async def read_request_id_of(_: object) -> str:
+    return request_id.get()
+
+
+async def test_map_jobs_run_in_the_context_map_was_called_in() -> None:
+    # The map's feeder task starts with the first __anext__; its jobs must
+    # still see the context of the map() call, not that of the iteration.
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            token = request_id.set("req-1")
+            try:
+                results = pool.map(read_request_id_of, range(3))
+            finally:
+                request_id.reset(token)
+            request_id.set("req-2")
+            seen = [value async for value in results]
+    assert seen == ["req-1"] * 3

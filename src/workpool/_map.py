@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final, runtime_checkable
 
 import anyio
@@ -40,6 +41,7 @@ class _MapState:
     __slots__ = (
         "closed",
         "consumer",
+        "ctx",
         "feeder_room",
         "feeds",
         "fn",
@@ -81,6 +83,9 @@ class _MapState:
         # in one go, instead of waking for every yielded value.
         self.low_water = window // 2
         self.internal = pool._is_own_job()
+        # The feeder task is started by the first __anext__, maybe in another
+        # task: its jobs must still see the context map() was called in.
+        self.ctx = copy_context()
         self.pending: deque[Job[Any]] = deque()  # ordered: accepted, in order
         self.running: set[Job[Any]] = set()  # unordered: accepted, not finished
         self.ready: deque[Job[Any]] = deque()  # unordered: finished, not yielded
@@ -215,7 +220,7 @@ class _MapState:
                 # close() stops the maps of the pool's callers; a job's own
                 # map keeps going, like its submits, so it can finish fanning out.
                 pool._intake_scopes.add(self.scope)
-            pool._tg.start_soon(self.feed, name=f"{pool.name}-map-feeder")
+            self.ctx.run(pool._tg.start_soon, self.feed, name=f"{pool.name}-map-feeder")
         assert pool._backend is not None
         if pool._backend.cancel_pending():
             await pool._backend.checkpoint_if_cancelled()

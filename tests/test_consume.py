@@ -327,3 +327,18 @@ async def _deliver_one_then_close(send: MemoryObjectSendStream[int], pool: Pool,
     send.send_nowait(1)
     await pool.close()
     assert seen == [1], pool.stats
+
+
+async def test_a_pool_closed_error_of_the_source_is_raised_not_taken_for_a_close() -> None:
+    # consume(pool_a.map(...), fn) in a pipeline: when pool_a closes, its map
+    # raises PoolClosed; consume must raise it ("whatever iterating source
+    # raised"), not return as if its own pool had closed.
+    async def source() -> AsyncIterator[int]:
+        yield 1
+        raise PoolClosed("stage 1 pool was closed")
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool() as pool:
+            with pytest.raises(PoolClosed, match="stage 1"):
+                await pool.consume(source(), identity)
+            assert pool.stats.completed == 1

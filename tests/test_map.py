@@ -451,3 +451,20 @@ async def test_no_value_is_lost_when_the_caller_is_cancelled_inside_anext(ordere
             assert scope.cancelled_caught
             got.extend([value async for value in results])
     assert sorted(got) == list(range(200))
+
+
+async def test_a_pool_closed_error_of_the_source_ends_the_map_with_it() -> None:
+    # A source that is another pool's map raises that pool's PoolClosed: an
+    # error of the source, passed on as it is, not this pool being closed.
+    async def source() -> AsyncIterator[int]:
+        yield 1
+        raise PoolClosed("stage 1 pool was closed")
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool() as pool:
+            results = pool.map(identity, source())
+            assert await results.__anext__() == 1
+            with pytest.raises(PoolClosed, match="stage 1"):
+                await results.__anext__()
+            assert not pool._intake_scopes  # and the pool is still open
+            assert await (await pool.submit(identity, 2)) == 2

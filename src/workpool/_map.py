@@ -136,6 +136,11 @@ class _MapState:
                         except StopAsyncIteration:
                             exhausted = True
                             break
+                        except PoolClosed as exc:
+                            # The source's own (another pool's map): not
+                            # this pool closing, but an error of the source.
+                            self.source_exc = exc
+                            break
                         finally:
                             pool._holding -= 1
                         if not self.internal and pool._accepted >= pool._capacity and pool._state == OPEN:
@@ -151,6 +156,9 @@ class _MapState:
                             item = next(sync_iterator)
                         except StopIteration:
                             exhausted = True
+                            break
+                        except PoolClosed as exc:  # the source's own, as above
+                            self.source_exc = exc
                             break
                         track(pool._enqueue(fn, (item,), job_done, site))
                         self.in_flight += 1
@@ -449,6 +457,11 @@ async def consume_source(
                         try:
                             item = await anext(iterator)
                         except StopAsyncIteration:
+                            break
+                        except PoolClosed as exc:
+                            # The source's own (another pool's map): not
+                            # this pool closing, but an error of the source.
+                            source_exc = exc
                             break
                         finally:
                             pool._holding -= 1

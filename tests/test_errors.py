@@ -141,6 +141,25 @@ async def test_collect_policy_keeps_going_and_raises_all_failures() -> None:
     assert_stats_balanced(pool.stats)
 
 
+async def test_a_failure_that_another_job_re_raises_is_in_the_group_once() -> None:
+    # Job "outer" awaits job "inner" and re-raises its exception: two jobs
+    # failed (the stats say so), but with one exception, listed once.
+    async def inner() -> None:
+        await anyio.lowlevel.checkpoint()
+        raise Boom("inner")
+
+    async def outer(job: Job[None]) -> None:
+        await job
+
+    with anyio.fail_after(5), pytest.RaisesGroup(Boom) as caught:
+        async with no_leaks(), Pool(max_workers=2, on_error="collect") as pool:
+            inner_job = await pool.submit(inner)
+            outer_job = await pool.submit(outer, inner_job)
+    assert caught.value.exceptions[0] is inner_job.exception() is outer_job.exception()
+    assert pool.stats.failed == 2
+    assert_stats_balanced(pool.stats)
+
+
 # -- on_error=callable ------------------------------------------------------
 
 

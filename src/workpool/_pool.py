@@ -294,7 +294,9 @@ class Pool:
         errors: list[BaseException] = []
         if body_error is not None:
             errors.append(body_error)
-        errors.extend(self._failures)
+        # A job that awaited a failed job and re-raised its exception failed
+        # too, with the same exception: it is listed once.
+        errors.extend({id(e): e for e in self._failures}.values())
         self._failures = []
         rest = without_cancellations(raised, cancelled_exc) if raised is not None else None
         if rest is not None:

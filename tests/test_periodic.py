@@ -416,3 +416,20 @@ async def test_cancel_reaches_the_run_in_progress_while_the_pool_closes() -> Non
     assert cancelled == ["run"]
     assert handle.stopped()
     assert repr(handle) == "<workpool.PeriodicJob stopped runs=1>"
+
+
+@virtual_time()
+async def test_no_run_starts_after_cancel_when_its_tick_came_in_the_same_step() -> None:
+    # The schedule's task woken for a tick, and cancel() called before it
+    # runs (here: by a task woken by the same deadline): the run of that tick
+    # must not start after cancel() returned.  On trio a woken task gets the
+    # cancellation only at its next checkpoint, and the two tasks run in
+    # either order, so 20 rounds set it up with near certainty.
+    for _ in range(20):
+        with anyio.fail_after(100):
+            async with no_leaks(), Pool() as pool:
+                handle = pool.every(10, noop)
+                await anyio.sleep_until(anyio.current_time() + 10)  # the first tick's deadline
+                runs = handle.runs
+                handle.cancel()
+        assert handle.runs == runs

@@ -102,6 +102,11 @@ class PeriodicJob:
                 tick = start if first_run_now else start + interval
                 while True:
                     await anyio.sleep_until(tick + (random.uniform(0, jitter) if jitter else 0.0))
+                    if self._scope.cancel_called:
+                        # Woken for the tick, then cancelled (or the pool
+                        # closed) before this task ran: the cancellation
+                        # would reach it only at its next checkpoint.
+                        return
                     try:
                         # The run is forgotten when it ends, not when this
                         # task stops waiting for it: after close() cancels

@@ -433,3 +433,21 @@ async def test_no_run_starts_after_cancel_when_its_tick_came_in_the_same_step() 
                 runs = handle.runs
                 handle.cancel()
         assert handle.runs == runs
+
+
+@virtual_time()
+async def test_an_interval_below_the_clocks_resolution_runs_back_to_back() -> None:
+    # A subnormal interval is positive and finite, so it is accepted; working
+    # out the next tick after a run that took a second must not overflow
+    # (an OverflowError would escape the schedule and crash the pool).
+    async def one_second() -> None:
+        await anyio.sleep(1)
+
+    with anyio.fail_after(100):
+        async with no_leaks(), Pool() as pool:
+            handle = pool.every(5e-324, one_second)
+            await anyio.sleep(2.5)
+            handle.cancel()
+    assert handle.runs == 3
+    assert pool.stats.completed == 2
+    assert pool.stats.cancelled == 1

@@ -29,7 +29,10 @@ def _next_tick(first: float, interval: float, now: float) -> float:
     """
     if now <= first:
         return first
-    return first + math.ceil((now - first) / interval) * interval
+    missed = (now - first) / interval
+    if missed == math.inf:  # an interval far below the clock's resolution
+        return now
+    return first + math.ceil(missed) * interval
 
 
 @final

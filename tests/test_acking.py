@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from helpers import no_leaks
-from workpool import AckingSource, Pool
+from workpool import AckingSource, Pool, Retry
 
 pytestmark = pytest.mark.anyio
 
@@ -73,3 +73,77 @@ async def test_a_cancelled_job_is_neither_acked_nor_nacked() -> None:
             pool.cancel()
     assert source.acked == [1]
     assert source.nacked == []
+
+
+class StrictSource(RecordingSource):
+    """A RecordingSource that, like a real queue, refuses a second outcome for one item."""
+
+    def __init__(self, items: list[int]) -> None:
+        super().__init__(items)
+        self.outstanding: list[int] = []
+
+    async def __aiter__(self) -> AsyncIterator[int]:
+        for item in self.items:
+            self.outstanding.append(item)
+            yield item
+
+    async def ack(self, item: int, /) -> None:
+        self.outstanding.remove(item)  # ValueError for an item already acked or nacked
+        await super().ack(item)
+
+    async def nack(self, item: int, error: Exception, /) -> None:
+        self.outstanding.remove(item)
+        await super().nack(item, error)
+
+
+async def test_a_job_that_hits_job_timeout_is_nacked_with_timeout_error() -> None:
+    source = StrictSource([1, 2])
+    failures: list[Exception] = []
+
+    async def job(item: int) -> None:
+        if item == 1:
+            await anyio.sleep_forever()
+
+    with anyio.fail_after(5):
+        async with (
+            no_leaks(),
+            Pool(max_workers=2, job_timeout=0.01, on_error=lambda job, exc: failures.append(exc)) as pool,
+        ):
+            await pool.consume(source, job)
+    assert source.acked == [2]
+    assert [(item, "timed out" in error) for item, error in source.nacked] == [(1, True)]
+    assert [type(exc) for exc in failures] == [TimeoutError]
+    assert source.outstanding == []
+
+
+async def test_a_retried_job_is_acked_or_nacked_once_after_its_last_attempt() -> None:
+    source = StrictSource([1, 2, 3])
+    attempts: dict[int, int] = {1: 0, 2: 0, 3: 0}
+    failures: list[Exception] = []
+
+    async def job(item: int) -> None:
+        attempts[item] += 1
+        if item == 1 and attempts[item] < 3:
+            raise ConnectionError(f"flaky {item}")
+        if item == 2:
+            raise ConnectionError(f"down {item}.{attempts[item]}")
+        if item == 3 and attempts[item] == 1:
+            await anyio.sleep_forever()  # times out once, then succeeds
+
+    retry = Retry(attempts=3, backoff=0.001, retry_on=(ConnectionError, TimeoutError))
+    with anyio.fail_after(5):
+        async with (
+            no_leaks(),
+            Pool(
+                max_workers=3,
+                retry=retry,
+                job_timeout=0.05,
+                on_error=lambda job, exc: failures.append(exc),
+            ) as pool,
+        ):
+            await pool.consume(source, job)
+    assert attempts == {1: 3, 2: 3, 3: 2}
+    assert sorted(source.acked) == [1, 3]
+    assert source.nacked == [(2, "down 2.3")]  # only the last failure counts
+    assert [str(exc) for exc in failures] == ["down 2.3"]
+    assert source.outstanding == []

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 import workpool.redis
 from redis_support import URL, Names, eventually, require_redis, unique_names, until
-from workpool import AckingSource, Job, Pool
+from workpool import AckingSource, Job, Pool, Retry
 from workpool.redis import JsonCodec, RedisProducer, RedisStream, RedisStreamStats
 
 pytestmark = pytest.mark.anyio
@@ -185,6 +185,50 @@ async def test_the_codec_is_pluggable(names: Names, admin: aioredis.Redis) -> No
     assert sorted(seen) == [1, 2, 3]
     (letter,) = await dead_letters(admin, names)
     assert letter["error"] == "ValueError: not a non-negative int: b'-4'"
+
+
+async def test_a_job_that_hits_job_timeout_is_delivered_again(names: Names) -> None:
+    attempts = 0
+
+    async def handle(payload: int) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            await anyio.sleep_forever()
+
+    source = stream_of(names, claim_idle=0.2)
+    with anyio.fail_after(10):
+        async with consuming(source, handle, job_timeout=0.1) as pool:
+            await source.enqueue(1)
+            await until(lambda: source.stats.acked == 1)
+    assert attempts == 2
+    assert pool.stats.failed == 1
+    assert (source.stats.retried, source.stats.outstanding) == (1, 0)
+
+
+async def test_a_job_the_pool_retries_is_acknowledged_once(names: Names, admin: aioredis.Redis) -> None:
+    attempts = 0
+    failures: list[Exception] = []
+
+    async def handle(payload: int) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ConnectionError("flaky SMTP server")
+
+    source = stream_of(names)
+    with anyio.fail_after(10):
+        async with consuming(
+            source,
+            handle,
+            retry=Retry(attempts=2, backoff=0.001),
+            on_error=lambda job, exc: failures.append(exc),
+        ) as pool:
+            await source.enqueue(1)
+            await until(lambda: pool.stats.completed + pool.stats.failed == 1)
+    assert (attempts, failures) == (2, [])
+    assert (source.stats.acked, source.stats.retried) == (1, 0)
+    assert (await group_info(admin, names))["pending"] == 0
 
 
 async def test_a_dead_consumers_messages_are_claimed(names: Names, admin: aioredis.Redis) -> None:

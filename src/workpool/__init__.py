@@ -7,6 +7,7 @@ them all.
 
 from __future__ import annotations
 
+from ._acking import AckingSource as AckingSource
 from ._dump import dump_tasks as dump_tasks
 from ._dump import format_tasks as format_tasks
 from ._dump import summarize_tasks as summarize_tasks
@@ -16,7 +17,6 @@ from ._errors import PoolClosed as PoolClosed
 from ._errors import PoolFull as PoolFull
 from ._errors import WorkpoolError as WorkpoolError
 from ._job import Job as Job
-from ._map import AckingSource as AckingSource
 from ._map import MapIterator as MapIterator
 from ._periodic import PeriodicJob as PeriodicJob
 from ._periodic import ticker as ticker

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 from typing_extensions import Self
 
+from ._acking import AckingSource, run_and_ack
 from ._errors import PoolClosed
 from ._job import SUCCEEDED, Job, Site, _no_public_constructor
 from ._worker import EXITED, OPEN
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from ._pool import Pool
 
-__all__ = ["AckingSource", "MapIterator", "consume_source"]
+__all__ = ["MapIterator", "consume_source"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -406,7 +407,7 @@ async def consume_source(
         acking: AckingSource[T] = source
 
         def admit(item: T) -> None:
-            outstanding.add(pool._enqueue(_run_and_ack, (fn, acking, item), job_done, site))
+            outstanding.add(pool._enqueue(run_and_ack, (fn, acking, item), job_done, site))
     else:
 
         def admit(item: T) -> None:
@@ -525,38 +526,6 @@ async def admit_when_room(
             admit(item)
         else:
             pool._maybe_drained()
-
-
-@runtime_checkable
-class AckingSource(Protocol[T_co]):
-    """A source that wants to know how each of its items ended, for `Pool.consume`.
-
-    A job queue with at-least-once delivery implements it: `Pool.consume`
-    runs ``fn(item)`` for each item and then awaits ``ack(item)`` if the
-    job returned, or ``nack(item, error)`` if it raised an exception.  A job
-    that was cancelled gets neither, so its item stays unacknowledged and the
-    queue delivers it again.  Both run inside the job, so they count towards
-    its time and its ``job_timeout``; an exception they raise fails the job.
-    """
-
-    def __aiter__(self) -> AsyncIterator[T_co]: ...
-
-    async def ack(self, item: Any, /) -> None:
-        """The job for `item` succeeded."""
-        ...
-
-    async def nack(self, item: Any, error: Exception, /) -> None:
-        """The job for `item` raised `error`."""
-        ...
-
-
-async def _run_and_ack(fn: Callable[[T], Awaitable[object]], source: AckingSource[T], item: T) -> None:
-    try:
-        await fn(item)
-    except Exception as error:
-        await source.nack(item, error)
-        raise
-    await source.ack(item)
 
 
 async def close_generator(iterator: object) -> None:

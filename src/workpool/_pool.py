@@ -638,7 +638,8 @@ class Pool:
         to the pool's ``on_error`` policy.
 
         If `source` is an `AckingSource`, each item is acknowledged after its
-        job succeeded (see there): at-least-once delivery from a job queue.
+        job succeeded, or failed after it raised or timed out, once, after
+        its last attempt (see there): at-least-once delivery from a job queue.
 
         If the pool is closed meanwhile, it stops taking items (the rest stay
         in the source) and returns after the jobs it started.  An item is

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.lowlevel import checkpoint
 
+from ._acking import run_and_ack
 from ._context import JobRunner, resume_in_context
 from ._idle import RETIRE, WAKE
 from ._job import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Job, Site
@@ -317,40 +318,62 @@ async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseEx
     Returns the exception the job ended with, cancellation included (its
     value is otherwise in ``info.runner.outcome``), or None.
     """
-    retry, rate, timeout = pool._retry, pool._rate, pool._job_timeout
-    attempt = 0
     try:
-        while True:
-            attempt += 1
-            if rate is not None:
-                # Waiting for a start slot is not running: a task dump or the
-                # stall watchdog must not count it.
-                info.started_at = None
-                await rate.acquire()
-                info.started_at = pool._clock()
-            if attempt > 1:
-                # Counted as it runs: a job cancelled while it waits out its
-                # backoff (or for a start slot) was not run again.
-                pool._retries += 1
+        if job._fn is not run_and_ack:
+            await _attempts(pool, job, info)
+        else:
+            # An item of an AckingSource (Pool.consume): the source hears the
+            # outcome of the whole job, once, and outside its job_timeout.
+            # Acked or nacked per attempt, a retried item was nacked and then
+            # acked again, and a timed-out one got neither and was leased
+            # forever (tests/test_acking.py).
+            assert job._args is not None
+            fn, source, item = job._args
+            job._fn, job._args = fn, (item,)
             try:
-                if timeout is None:
-                    await _attempt(pool, job, info)
-                    return None
-                with anyio.CancelScope(deadline=pool._clock() + timeout):
-                    await _attempt(pool, job, info)
-                    return None
-                # Only reached when the deadline cancelled the attempt.
-                raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
-            except Exception as exc:
-                if retry is None or not retry.retries(exc, attempt):
-                    raise
-                # Waiting out the backoff keeps this worker busy as much as
-                # a job that suspends does.  (Waiting for a start slot does
-                # not count: other workers would wait for the rate too.)
-                _ramp_up_if_fresh(pool, info)
-                await anyio.sleep(retry.delay(attempt))
+                await _attempts(pool, job, info)
+            except Exception as error:
+                await source.nack(item, error)
+                raise
+            await source.ack(item)
     except BaseException as exc:
         return exc
+    return None
+
+
+async def _attempts(pool: Pool, job: Job[Any], info: WorkerInfo) -> None:
+    """Run a job's attempts for `_run_configured`; raises how the last one ended."""
+    retry, rate, timeout = pool._retry, pool._rate, pool._job_timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        if rate is not None:
+            # Waiting for a start slot is not running: a task dump or the
+            # stall watchdog must not count it.
+            info.started_at = None
+            await rate.acquire()
+            info.started_at = pool._clock()
+        if attempt > 1:
+            # Counted as it runs: a job cancelled while it waits out its
+            # backoff (or for a start slot) was not run again.
+            pool._retries += 1
+        try:
+            if timeout is None:
+                await _attempt(pool, job, info)
+                return
+            with anyio.CancelScope(deadline=pool._clock() + timeout):
+                await _attempt(pool, job, info)
+                return
+            # Only reached when the deadline cancelled the attempt.
+            raise TimeoutError(f"{job!r} timed out after {timeout:g} s (job_timeout)")
+        except Exception as exc:
+            if retry is None or not retry.retries(exc, attempt):
+                raise
+            # Waiting out the backoff keeps this worker busy as much as
+            # a job that suspends does.  (Waiting for a start slot does
+            # not count: other workers would wait for the rate too.)
+            _ramp_up_if_fresh(pool, info)
+            await anyio.sleep(retry.delay(attempt))
 
 
 async def _attempt(pool: Pool, job: Job[Any], info: WorkerInfo) -> None:

@@ -428,6 +428,41 @@ async def test_identical_payload_objects_are_acknowledged_one_each(
     assert (await group_info(admin, names))["pending"] == 0
 
 
+async def test_a_failure_among_identical_payload_objects_counts_against_the_least_delivered(
+    names: Names, admin: aioredis.Redis
+) -> None:
+    # Both messages decode to the same object (json.loads caches small ints),
+    # so ack and nack cannot tell which one a job had: a failure must not
+    # dead-letter the one on its last delivery while the other has
+    # deliveries left.
+    last_try = await admin.xadd(names.stream, {"payload": "1"})
+    await admin.xgroup_create(names.stream, names.group, id="0")
+    await admin.xreadgroup(names.group, "dead-consumer", {names.stream: ">"}, count=1)
+    await admin.xclaim(names.stream, names.group, "dead-consumer", 0, [last_try], idle=3_600_000, justid=True)
+    first_try = await admin.xadd(names.stream, {"payload": "1"})
+    calls = 0
+    release = anyio.Event()
+
+    async def handle(payload: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the claimed message, on its last delivery
+            await release.wait()
+        else:
+            raise ValueError("fails on its first delivery")
+
+    source = stream_of(names, max_deliveries=2)
+    with anyio.fail_after(10):
+        async with consuming(source, handle, max_workers=2):
+            await until(lambda: source.stats.retried + source.stats.dead_lettered == 1)
+            release.set()
+            await until(lambda: source.stats.acked == 1)
+    assert (source.stats.claimed, source.stats.read, source.stats.dead_lettered) == (1, 1, 0)
+    assert await admin.xlen(names.dead) == 0
+    pending = await admin.xpending_range(names.stream, names.group, "-", "+", 10)
+    assert [entry["message_id"] for entry in pending] == [first_try]
+
+
 async def test_a_deleted_stream_and_group_are_created_again(names: Names, admin: aioredis.Redis) -> None:
     seen: list[int] = []
 

@@ -114,6 +114,12 @@ class RedisStream(Generic[T]):
     runs, its message is kept leased (its idle time reset every
     ``claim_idle / 3`` s), so a long job is not claimed by another consumer.
 
+    `ack` and `nack` know a message by its decoded payload object.  When
+    several messages held at once decode to the very same object (JSON's
+    small ints, ``true``, ``null``, one-character strings), which of them a
+    job had cannot be told: a failure then counts against the one with the
+    most deliveries left, and a success acknowledges the one with the fewest.
+
     Closing hands back every message this consumer still holds (a job that
     was cancelled, or a read that was cancelled midway) by making it look
     idle, so that any live consumer claims it at its next scan.
@@ -472,7 +478,7 @@ class RedisStream(Generic[T]):
                 message stays pending and will be delivered again.
         """
         client = self._check_open()
-        lease = self._take(item)
+        lease = self._take(item, failed=False)
         await client.xack(self._stream, self._group, lease.message_id)
         self._acked += 1
 
@@ -494,7 +500,7 @@ class RedisStream(Generic[T]):
                 message stays pending and will be delivered again.
         """
         self._check_open()
-        lease = self._take(item)
+        lease = self._take(item, failed=True)
         if lease.deliveries >= self._max_deliveries:
             await self._send_to_dead_letter(
                 lease.message_id, "failed", _describe(error), lease.deliveries, error
@@ -540,16 +546,27 @@ class RedisStream(Generic[T]):
             raise RuntimeError("the RedisStream is closed")
         return self._client
 
-    def _take(self, item: object) -> _Lease:
-        key = id(item)
-        leases = self._leases.get(key, ())
-        for index, lease in enumerate(leases):
-            if lease.item is item:
-                del self._leases[key][index]
-                if not self._leases[key]:
-                    del self._leases[key]
-                return lease
-        raise ValueError(f"{item!r} is not an outstanding item of {self!r} (acked or nacked already?)")
+    def _take(self, item: object, *, failed: bool) -> _Lease:
+        leases = self._leases.get(id(item))
+        if not leases:
+            raise ValueError(f"{item!r} is not an outstanding item of {self!r} (acked or nacked already?)")
+        if len(leases) == 1:
+            lease = leases.pop()
+        else:
+            # Several messages were handed out as this very object (json.loads
+            # caches small ints, True, None, one-character strings), so which
+            # one a job had cannot be known, and their jobs could not tell
+            # either.  Any pairing is as true as another; choose the one that
+            # keeps promises: a failure counts against the message with the
+            # most deliveries left, a success retires the one with the fewest
+            # left, so no message is dead-lettered while a twin could still retry
+            # (test_a_failure_among_identical_payload_objects_...).
+            pick = min if failed else max
+            lease = pick(leases, key=_deliveries)  # the oldest of equals
+            leases.remove(lease)
+        if not leases:
+            del self._leases[id(item)]
+        return lease
 
     async def _create_group(self) -> None:
         client = self._check_client()
@@ -656,6 +673,10 @@ def _check_seconds(value: object, name: str) -> float:
     if not (math.isfinite(value) and value >= 0.001):
         raise ValueError(f"{name} must be at least 0.001 s and finite, got {value!r}")
     return float(value)
+
+
+def _deliveries(lease: _Lease) -> int:
+    return lease.deliveries
 
 
 def _describe(error: BaseException) -> str:

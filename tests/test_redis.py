@@ -154,6 +154,56 @@ async def test_undecodable_messages_go_to_dead_letter_at_once(names: Names, admi
     assert (await group_info(admin, names))["pending"] == 0
 
 
+async def test_an_entry_with_thousands_of_fields_is_dead_lettered_with_its_payload(
+    names: Names, admin: aioredis.Redis
+) -> None:
+    seen: list[Any] = []
+
+    async def handle(payload: Any) -> None:
+        seen.append(payload)
+
+    many = {f"f{i}": "x" for i in range(5000)}
+    await admin.xadd(names.stream, many)
+    await admin.xadd(names.stream, {**many, "payload": "{not json"})
+    await admin.xadd(names.stream, {"payload": '"fine"'})
+    source = stream_of(names)
+    with anyio.fail_after(10):
+        async with consuming(source, handle):
+            await until(lambda: (source.stats.dead_lettered, source.stats.acked) == (2, 1))
+    assert seen == ["fine"]
+    no_payload, bad_json = await dead_letters(admin, names)
+    assert no_payload["reason"] == bad_json["reason"] == "undecodable"
+    assert "payload" not in no_payload
+    assert (no_payload["dropped_fields"], bad_json["dropped_fields"]) == ("5000", "5000")
+    assert bad_json["payload"] == "{not json"
+    assert "f0" not in bad_json
+    assert (await group_info(admin, names))["pending"] == 0
+
+
+async def test_a_dead_letter_that_fails_is_logged_and_the_consumer_goes_on(
+    names: Names, admin: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Any] = []
+
+    async def handle(payload: Any) -> None:
+        seen.append(payload)
+
+    await admin.set(names.dead, "not a stream")  # every XADD to it fails (WRONGTYPE)
+    undecodable = await admin.xadd(names.stream, {"payload": "{not json"})
+    await admin.xadd(names.stream, {"payload": '"fine"'})
+    source = stream_of(names)
+    with anyio.fail_after(10):
+        async with consuming(source, handle):
+            await until(lambda: source.stats.acked == 1)
+    assert seen == ["fine"]
+    assert source.stats.dead_lettered == 0
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "workpool.redis"]
+    assert "WRONGTYPE" in record.getMessage()
+    assert undecodable in record.getMessage()
+    pending = await admin.xpending_range(names.stream, names.group, "-", "+", 10)
+    assert [entry["message_id"] for entry in pending] == [undecodable]  # to be tried again
+
+
 class IntCodec:
     """A codec of non-negative ints as decimal text; anything else is undecodable."""
 

@@ -49,15 +49,32 @@ return {r[1], entry[1], entry[2], p[1][4], trimmed}
 """
 
 #: Copy message ARGV[2] of stream KEYS[1] to the dead-letter stream KEYS[2],
-#: with the field/value pairs ARGV[3..] added, and acknowledge it for group
-#: ARGV[1].  Returns what XACK returns.
+#: with the field/value pairs ARGV[4..] added, and acknowledge it for group
+#: ARGV[1].  An entry of more than ARGV[3] fields keeps only its payload
+#: field and says how many it dropped: unpack() fails beyond about 8000
+#: values, and a poison entry would then never leave.  Returns what XACK
+#: returns.
 DEAD_LETTER = """
 local fields = {}
 local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if e[1] then
-  for _, v in ipairs(e[1][2]) do fields[#fields + 1] = v end
+  local original = e[1][2]
+  if #original <= 2 * tonumber(ARGV[3]) then
+    for _, v in ipairs(original) do fields[#fields + 1] = v end
+  else
+    local dropped = #original / 2
+    for i = 1, #original, 2 do
+      if original[i] == 'payload' then
+        fields[1], fields[2] = original[i], original[i + 1]
+        dropped = dropped - 1
+        break
+      end
+    end
+    fields[#fields + 1] = 'dropped_fields'
+    fields[#fields + 1] = tostring(dropped)
+  end
 end
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[2], '*', unpack(fields))
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 """

@@ -42,6 +42,9 @@ _CLOSE_TIMEOUT = 5.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0
 _TOUCH_BATCH = 500
 _TRACEBACK_LIMIT = 16_384
+# A dead-lettered entry with more fields keeps only its payload (the script
+# could not copy tens of thousands, and nobody reads that many).
+_DEAD_LETTER_MAX_FIELDS = 1000
 
 _NEW, _OPEN, _CLOSED = range(3)
 
@@ -442,7 +445,7 @@ class RedisStream(Generic[T]):
     async def _lease(self, message_id: bytes, fields: dict[bytes, bytes], deliveries: int) -> _Lease | None:
         """Decode a message; None if it went to the dead-letter stream instead."""
         if deliveries > self._max_deliveries:
-            await self._send_to_dead_letter(
+            await self._reject(
                 message_id,
                 "abandoned",
                 f"delivered {deliveries - 1} times without being acknowledged or failing "
@@ -453,14 +456,39 @@ class RedisStream(Generic[T]):
         data = fields.get(PAYLOAD_FIELD)
         if data is None:
             error = f"the entry has no {PAYLOAD_FIELD.decode()!r} field"
-            await self._send_to_dead_letter(message_id, "undecodable", error, deliveries)
+            await self._reject(message_id, "undecodable", error, deliveries)
             return None
         try:
             item = self._codec.decode(data)
         except Exception as exc:
-            await self._send_to_dead_letter(message_id, "undecodable", _describe(exc), deliveries)
+            await self._reject(message_id, "undecodable", _describe(exc), deliveries)
             return None
         return _Lease(item, message_id, deliveries)
+
+    async def _reject(self, message_id: bytes, reason: str, error: str, deliveries: int) -> None:
+        """Dead-letter a message that will not run; if Redis refuses, log it and go on.
+
+        A refusal (the dead-letter key holds something else than a stream,
+        say) must not stop the consumer on every restart: the message stays
+        pending and is tried again once it has been idle for claim_idle.
+        """
+        _, response_error = redis_errors()
+        try:
+            await self._send_to_dead_letter(message_id, reason, error, deliveries)
+        except response_error as exc:
+            if any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED")):
+                raise  # __anext__ creates the group again
+            logger.error(
+                "could not move message %s of stream %r to dead-letter stream %r (%s: %s); "
+                "it stays pending and will be tried again in %g s: %s",
+                message_id.decode(),
+                self._stream,
+                self._dead_letter,
+                reason,
+                error,
+                self._claim_idle,
+                _describe(exc),
+            )
 
     # -- outcomes ------------------------------------------------------------
 
@@ -608,7 +636,8 @@ class RedisStream(Generic[T]):
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             fields += ["traceback", text[-_TRACEBACK_LIMIT:]]
         await self._scripts["dead"](
-            keys=[self._stream, self._dead_letter], args=[self._group, message_id, *fields]
+            keys=[self._stream, self._dead_letter],
+            args=[self._group, message_id, _DEAD_LETTER_MAX_FIELDS, *fields],
         )
         self._dead_lettered += 1
         logger.warning(

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
 import pytest
 import redis.asyncio as aioredis
 
@@ -538,6 +540,80 @@ async def test_a_deleted_stream_and_group_are_created_again(names: Names, admin:
             await eventually(readded)
             await source.enqueue(2)
             await until(lambda: source.stats.acked == 2)
+    assert seen == [1, 2]
+
+
+class GroupCreateCutter:
+    """A TCP proxy to the test server that, once armed, drops the connection
+    carrying the next XGROUP command instead of forwarding it."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.cut = 0
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        """Serve until the block ends; yields the URL to connect through."""
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, self._handle)
+            yield f"redis://127.0.0.1:{port}/0"
+            tg.cancel_scope.cancel()
+
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        target = urlsplit(URL)
+        async with (
+            client,
+            await anyio.connect_tcp(target.hostname or "127.0.0.1", target.port or 6379) as server,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(self._pipe, client, server, True)
+            tg.start_soon(self._pipe, server, client, False)
+
+    async def _pipe(self, src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream, inspect: bool) -> None:
+        try:
+            async for chunk in src:
+                if inspect and self.armed and b"XGROUP" in chunk.upper():
+                    self.armed = False
+                    self.cut += 1
+                    await src.aclose()
+                    return
+                await dst.send(chunk)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            pass
+        finally:
+            await dst.aclose()
+
+
+async def test_a_connection_error_while_creating_the_group_again_is_retried(
+    names: Names, admin: aioredis.Redis
+) -> None:
+    seen: list[int] = []
+
+    async def handle(payload: int) -> None:
+        seen.append(payload)
+
+    async def group_back() -> bool:
+        try:
+            await group_info(admin, names)
+        except (aioredis.ResponseError, ValueError):
+            return False
+        return True
+
+    proxy = GroupCreateCutter()
+    with anyio.fail_after(15):
+        async with proxy.running() as proxy_url:
+            source = RedisStream(proxy_url, stream=names.stream, group=names.group, dead_letter=names.dead)
+            async with consuming(source, handle):
+                await source.enqueue(1)
+                await until(lambda: source.stats.acked == 1)
+                proxy.armed = True
+                await admin.delete(names.stream)
+                await eventually(group_back)
+                await admin.xadd(names.stream, {"payload": "2"})
+                await until(lambda: source.stats.acked == 2)
+    assert proxy.cut == 1
     assert seen == [1, 2]
 
 

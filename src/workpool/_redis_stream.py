@@ -364,8 +364,14 @@ class RedisStream(Generic[T]):
         self._check_open()
         retryable, response_error = redis_errors()
         backoff = _BACKOFF_FIRST
+        group_gone = False
         while True:
             try:
+                # Inside the try: creating the group again can meet a dropped
+                # connection too, and must be retried like a read.
+                if group_gone:
+                    await self._create_group()
+                    group_gone = False
                 return await self._next_item()
             except retryable as error:
                 logger.warning(
@@ -375,13 +381,12 @@ class RedisStream(Generic[T]):
                     backoff,
                 )
             except response_error as error:
-                # NOGROUP, or UNBLOCKED for a blocked read whose stream was deleted.
-                if not any(code in str(error) for code in ("NOGROUP", "UNBLOCKED")):
+                if not _group_gone(error):
                     raise
                 logger.warning(
                     "group %r of stream %r is gone (deleted?); creating it again", self._group, self._stream
                 )
-                await self._create_group()
+                group_gone = True
                 continue
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -476,7 +481,7 @@ class RedisStream(Generic[T]):
         try:
             await self._send_to_dead_letter(message_id, reason, error, deliveries)
         except response_error as exc:
-            if any(code in str(exc) for code in ("NOGROUP", "UNBLOCKED")):
+            if _group_gone(exc):
                 raise  # __anext__ creates the group again
             logger.error(
                 "could not move message %s of stream %r to dead-letter stream %r (%s: %s); "
@@ -702,6 +707,11 @@ def _check_seconds(value: object, name: str) -> float:
     if not (math.isfinite(value) and value >= 0.001):
         raise ValueError(f"{name} must be at least 0.001 s and finite, got {value!r}")
     return float(value)
+
+
+def _group_gone(error: Exception) -> bool:
+    # NOGROUP, or UNBLOCKED for a blocked read whose stream was deleted.
+    return any(code in str(error) for code in ("NOGROUP", "UNBLOCKED"))
 
 
 def _deliveries(lease: _Lease) -> int:

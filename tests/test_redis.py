@@ -617,6 +617,61 @@ async def test_a_connection_error_while_creating_the_group_again_is_retried(
     assert seen == [1, 2]
 
 
+async def test_a_url_socket_timeout_of_one_second_keeps_reads_quiet(
+    names: Names, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    reads = 0
+    read_new = RedisStream._read_new
+
+    async def counting(self: RedisStream[Any], block: float) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_new(self, block)
+
+    monkeypatch.setattr(RedisStream, "_read_new", counting)
+    source = RedisStream(
+        URL + "?socket_timeout=1", stream=names.stream, group=names.group, dead_letter=names.dead
+    )
+    got: list[Any] = []
+    with anyio.fail_after(20):
+        async with source, anyio.create_task_group() as tg:
+
+            async def read_one() -> None:
+                got.append(await source.__anext__())
+
+            tg.start_soon(read_one)
+            await until(lambda: reads >= 4)  # three blocking reads came back empty
+            await source.enqueue(1)
+            await until(lambda: got == [1])
+            await source.ack(1)
+    assert [r.getMessage() for r in caplog.records if r.name == "workpool.redis"] == []
+
+
+async def test_a_read_that_times_out_is_no_message(
+    names: Names, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.exceptions
+
+    timeouts = 0
+    xreadgroup = aioredis.Redis.xreadgroup
+
+    async def times_out_once(self: aioredis.Redis, *args: Any, **kwargs: Any) -> Any:
+        nonlocal timeouts
+        if timeouts == 0:
+            timeouts += 1
+            raise redis.exceptions.TimeoutError("Timeout reading from 127.0.0.1:6379")
+        return await xreadgroup(self, *args, **kwargs)
+
+    monkeypatch.setattr(aioredis.Redis, "xreadgroup", times_out_once)
+    with anyio.fail_after(10):
+        async with stream_of(names) as source:
+            await source.enqueue(1)
+            assert await source.__anext__() == 1
+            await source.ack(1)
+    assert timeouts == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "workpool.redis"] == []
+
+
 async def test_the_producer_trims_the_stream_to_about_maxlen(names: Names, admin: aioredis.Redis) -> None:
     async with RedisProducer(URL, stream=names.stream, maxlen=100) as producer:
         await producer.enqueue_many(range(1000))

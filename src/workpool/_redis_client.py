@@ -27,6 +27,7 @@ __all__ = [
     "import_redis",
     "redis_errors",
     "require_asyncio",
+    "timeout_error",
 ]
 
 # Redis 6.2 added XAUTOCLAIM and exclusive ranges; 7.0 made XAUTOCLAIM also
@@ -134,6 +135,13 @@ def redis_errors() -> tuple[tuple[type[Exception], ...], type[Exception]]:
     import redis.exceptions
 
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), redis.exceptions.ResponseError
+
+
+def timeout_error() -> type[Exception]:
+    """redis-py's exception for a socket that timed out (one of `redis_errors`' retryable ones)."""
+    import redis.exceptions
+
+    return redis.exceptions.TimeoutError
 
 
 def require_asyncio(what: str) -> None:

@@ -17,7 +17,16 @@ from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 from typing_extensions import Self
 
-from ._redis_client import CLAIM, DEAD_LETTER, RELEASE, TOUCH, connect, redis_errors, require_asyncio
+from ._redis_client import (
+    CLAIM,
+    DEAD_LETTER,
+    RELEASE,
+    TOUCH,
+    connect,
+    redis_errors,
+    require_asyncio,
+    timeout_error,
+)
 from ._redis_codec import Codec
 from ._redis_producer import JSON, PAYLOAD_FIELD, add_entries, check_maxlen, check_name, close_client
 
@@ -31,8 +40,10 @@ T = TypeVar("T")
 logger = logging.getLogger("workpool.redis")
 
 # A blocking read returns at least this often, so that claim scans run on
-# time and a Redis URL with a socket_timeout of a second or more still works.
+# time.  It also stays within this share of the URL's socket_timeout: a read
+# blocked for as long as the socket waits would time out (see _block_limit).
 _MAX_BLOCK = 1.0
+_BLOCK_SHARE_OF_TIMEOUT = 0.5
 # Released messages look this idle (a year, in ms), so that every live
 # consumer's next claim scan takes them whatever its claim_idle.
 _RELEASED_IDLE_MS = 365 * 24 * 3600 * 1000
@@ -131,7 +142,8 @@ class RedisStream(Generic[T]):
 
     Args:
         url: a Redis URL, e.g. ``"redis://127.0.0.1:6379/0"`` (redis-py's
-            `from_url` syntax, with its options).
+            `from_url` syntax, with its options).  With a ``socket_timeout``,
+            a blocking read waits for at most half of it.
         stream: the stream's key; created if missing.
         group: the consumer group; created if missing, at the stream's start.
         consumer: this consumer's name, unique within the group.  The default
@@ -164,6 +176,7 @@ class RedisStream(Generic[T]):
         "_group",
         "_heartbeat_scope",
         "_leases",
+        "_max_block",
         "_max_deliveries",
         "_maxlen",
         "_next_scan",
@@ -220,6 +233,7 @@ class RedisStream(Generic[T]):
         self._leases: dict[int, list[_Lease]] = {}
         self._cursor = b"0-0"
         self._next_scan = -math.inf
+        self._max_block = _MAX_BLOCK
         self._read = self._claimed = self._acked = self._retried = self._dead_lettered = 0
 
     def __repr__(self) -> str:
@@ -287,6 +301,7 @@ class RedisStream(Generic[T]):
             }
             self._scripts["release"] = client.register_script(RELEASE)
             self._client = client
+            self._max_block = _block_limit(client)
             await self._create_group()
             tg = anyio.create_task_group()
             await tg.__aenter__()
@@ -397,7 +412,7 @@ class RedisStream(Generic[T]):
             if anyio.current_time() >= self._next_scan:
                 entry = await self._claim_one()
             if entry is None:
-                block = min(max(self._next_scan - anyio.current_time(), 0.001), _MAX_BLOCK)
+                block = min(max(self._next_scan - anyio.current_time(), 0.001), self._max_block)
                 entry = await self._read_new(block)
             if entry is not None:
                 lease = await self._lease(*entry)
@@ -408,9 +423,17 @@ class RedisStream(Generic[T]):
 
     async def _read_new(self, block: float) -> tuple[bytes, dict[bytes, bytes], int] | None:
         client = self._check_open()
-        reply: Any = await client.xreadgroup(
-            self._group, self._consumer, {self._stream: ">"}, count=1, block=max(1, round(block * 1000))
-        )
+        try:
+            reply: Any = await client.xreadgroup(
+                self._group, self._consumer, {self._stream: ">"}, count=1, block=max(1, round(block * 1000))
+            )
+        except timeout_error():
+            # The socket timed out while the read was blocked: no message
+            # (one that Redis delivered all the same stays pending here and
+            # is claimed once idle).  A claim scan, which does not block,
+            # comes next and says whether Redis still answers.
+            self._next_scan = -math.inf
+            return None
         if not reply:
             return None
         # RESP2: [[stream, [(id, fields)]]]; RESP3: {stream: [[(id, fields)]]}.
@@ -707,6 +730,15 @@ def _check_seconds(value: object, name: str) -> float:
     if not (math.isfinite(value) and value >= 0.001):
         raise ValueError(f"{name} must be at least 0.001 s and finite, got {value!r}")
     return float(value)
+
+
+def _block_limit(client: Redis) -> float:
+    """The longest a read may block on `client`: within its socket_timeout, if it has one."""
+    untyped: Any = client  # redis-py leaves connection_kwargs' values untyped
+    timeout: object = untyped.connection_pool.connection_kwargs.get("socket_timeout")
+    if isinstance(timeout, (int, float)) and timeout > 0:
+        return min(_MAX_BLOCK, timeout * _BLOCK_SHARE_OF_TIMEOUT)
+    return _MAX_BLOCK
 
 
 def _group_gone(error: Exception) -> bool:

@@ -759,6 +759,24 @@ def test_bad_arguments_are_rejected(options: dict[str, Any], error: type[Excepti
         RedisStream(URL, **arguments)
 
 
+@pytest.mark.parametrize(
+    ("codec", "match"),
+    [
+        (None, "codec must be an object with encode"),
+        ("json", "codec must be an object with encode"),
+        (
+            JsonCodec,
+            r"codec must be a codec instance, got the class JsonCodec \(did you mean JsonCodec\(\)\?\)",
+        ),
+    ],
+)
+def test_a_codec_that_is_not_a_codec_is_rejected(codec: Any, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        RedisStream(URL, stream="s", group="g", codec=codec)
+    with pytest.raises(TypeError, match=match):
+        RedisProducer(URL, stream="s", codec=codec)
+
+
 def test_the_public_api_is_pinned_and_documented() -> None:
     assert workpool.redis.__all__ == (
         "Codec",

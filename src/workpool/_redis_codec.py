@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, TypeVar, final
 
-__all__ = ["Codec", "JsonCodec"]
+__all__ = ["Codec", "JsonCodec", "check_codec"]
 
 T = TypeVar("T")
 
@@ -62,3 +62,19 @@ class JsonCodec:
 
     def __repr__(self) -> str:
         return "JsonCodec()"
+
+
+def check_codec(value: object) -> None:
+    """Raise TypeError unless `value` looks like a `Codec` instance.
+
+    Checked up front: a wrong codec would otherwise fail on every message,
+    each one dead-lettered as undecodable.
+    """
+    if isinstance(value, type):
+        name = value.__qualname__
+        raise TypeError(f"codec must be a codec instance, got the class {name} (did you mean {name}()?)")
+    if not (callable(getattr(value, "encode", None)) and callable(getattr(value, "decode", None))):
+        raise TypeError(
+            "codec must be an object with encode(payload) -> bytes and decode(data) -> payload methods, "
+            f"such as JsonCodec(), got {type(value).__name__} {value!r}"
+        )

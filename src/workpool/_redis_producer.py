@@ -11,7 +11,7 @@ from anyio.lowlevel import checkpoint
 from typing_extensions import Self
 
 from ._redis_client import connect, import_redis, require_asyncio
-from ._redis_codec import Codec, JsonCodec
+from ._redis_codec import Codec, JsonCodec, check_codec
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -62,7 +62,8 @@ class RedisProducer(Generic[T]):
         stream: the stream's key.
         maxlen: trim the stream to about this many entries on every add, or
             ``None`` not to trim.
-        codec: turns payloads into bytes; JSON by default.
+        codec: turns payloads into bytes: an object with `encode` and
+            `decode` methods (see `Codec`); JSON by default.
 
     Raises:
         ModuleNotFoundError: redis-py is missing (``pip install 'workpool[redis]'``).
@@ -83,6 +84,7 @@ class RedisProducer(Generic[T]):
         self._url = check_name(url, "url")
         self._stream = check_name(stream, "stream")
         self._maxlen = check_maxlen(maxlen)
+        check_codec(codec)
         self._codec: Codec[T] = codec
         self._client: Redis | None = None
 

@@ -27,7 +27,7 @@ from ._redis_client import (
     require_asyncio,
     timeout_error,
 )
-from ._redis_codec import Codec
+from ._redis_codec import Codec, check_codec
 from ._redis_producer import JSON, PAYLOAD_FIELD, add_entries, check_maxlen, check_name, close_client
 
 if TYPE_CHECKING:
@@ -154,7 +154,8 @@ class RedisStream(Generic[T]):
             stopped renewing its lease (it died) or whose job failed is
             delivered again.  Also the retry delay.
         dead_letter: the dead-letter stream's key; ``"<stream>:dead"`` by default.
-        codec: decodes payloads (and encodes them for `enqueue`); JSON by default.
+        codec: decodes payloads (and encodes them for `enqueue`): an object
+            with `encode` and `decode` methods (see `Codec`); JSON by default.
         maxlen: for `enqueue`: trim the stream to about this many entries, as
             `RedisProducer` does.
 
@@ -219,6 +220,7 @@ class RedisStream(Generic[T]):
         )
         if self._dead_letter == self._stream:
             raise ValueError("dead_letter must be another stream than stream")
+        check_codec(codec)
         self._codec: Codec[T] = codec
         self._maxlen = check_maxlen(maxlen)
 

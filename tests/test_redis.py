@@ -672,6 +672,21 @@ async def test_a_read_that_times_out_is_no_message(
     assert [r.getMessage() for r in caplog.records if r.name == "workpool.redis"] == []
 
 
+async def test_a_url_with_decode_responses_still_works(names: Names, admin: aioredis.Redis) -> None:
+    url = URL + "?decode_responses=True"
+    source = RedisStream(url, stream=names.stream, group=names.group, dead_letter=names.dead)
+    with anyio.fail_after(10):
+        async with RedisProducer(url, stream=names.stream) as producer:
+            message_id = await producer.enqueue({"a": 1})
+        async with source:
+            item = await source.__anext__()
+            assert item == {"a": 1}
+            await source.ack(item)
+    assert isinstance(message_id, str)
+    assert await admin.xlen(names.dead) == 0
+    assert (await group_info(admin, names))["pending"] == 0
+
+
 async def test_the_producer_trims_the_stream_to_about_maxlen(names: Names, admin: aioredis.Redis) -> None:
     async with RedisProducer(URL, stream=names.stream, maxlen=100) as producer:
         await producer.enqueue_many(range(1000))

@@ -165,6 +165,8 @@ def require_asyncio(what: str) -> None:
 async def connect(url: str) -> Redis:
     """A redis-py asyncio client for `url`, after checking that the server answers and is new enough.
 
+    Its replies are bytes, whatever ``decode_responses`` the URL sets.
+
     Cancellation: a cancellation point; a cancelled connect leaves nothing open.
 
     Raises:
@@ -173,6 +175,11 @@ async def connect(url: str) -> Redis:
     """
     aioredis = import_redis()
     client: Redis = aioredis.Redis.from_url(url)
+    # The stream code reads bytes (ids, fields, script replies): a URL's
+    # decode_responses=True, which from_url lets win over any keyword, is
+    # turned off before the first connection is made.
+    untyped_pool: Any = client.connection_pool
+    untyped_pool.connection_kwargs["decode_responses"] = False
     try:
         untyped: Any = client  # redis-py's info() has an untyped **kwargs
         info: dict[str, Any] = await untyped.info("server")

@@ -58,7 +58,8 @@ class RedisProducer(Generic[T]):
 
     Args:
         url: a Redis URL, e.g. ``"redis://127.0.0.1:6379/0"`` (redis-py's
-            `from_url` syntax, with its options).
+            `from_url` syntax, with its options, except ``decode_responses``,
+            which is always off).
         stream: the stream's key.
         maxlen: trim the stream to about this many entries on every add, or
             ``None`` not to trim.

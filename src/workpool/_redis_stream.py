@@ -142,8 +142,9 @@ class RedisStream(Generic[T]):
 
     Args:
         url: a Redis URL, e.g. ``"redis://127.0.0.1:6379/0"`` (redis-py's
-            `from_url` syntax, with its options).  With a ``socket_timeout``,
-            a blocking read waits for at most half of it.
+            `from_url` syntax, with its options, except ``decode_responses``,
+            which is always off).  With a ``socket_timeout``, a blocking read
+            waits for at most half of it.
         stream: the stream's key; created if missing.
         group: the consumer group; created if missing, at the stream's start.
         consumer: this consumer's name, unique within the group.  The default

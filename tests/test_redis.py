@@ -727,6 +727,15 @@ async def _misuse(names: Names) -> None:
         await producer.enqueue(1)
 
 
+async def test_the_longest_claim_idle_is_one_redis_takes(names: Names) -> None:
+    with anyio.fail_after(10):
+        async with stream_of(names, claim_idle=365 * 24 * 3600) as source:
+            await source.enqueue(1)
+            assert await source.__anext__() == 1
+            await source.ack(1)
+    assert source.stats.acked == 1
+
+
 def test_trio_gets_a_clear_error() -> None:
     require_redis()
 
@@ -764,6 +773,8 @@ def test_a_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         ({"claim_idle": 0}, ValueError, "claim_idle must be at least 0.001 s"),
         ({"claim_idle": float("inf")}, ValueError, "claim_idle must be at least 0.001 s and finite"),
         ({"claim_idle": "1"}, TypeError, "claim_idle must be a number of seconds"),
+        ({"claim_idle": 1e300}, ValueError, r"claim_idle must be at most 31536000 s \(365 days\)"),
+        ({"claim_idle": 31_536_000.5}, ValueError, "claim_idle must be at most 31536000 s"),
         ({"dead_letter": "s"}, ValueError, "dead_letter must be another stream"),
         ({"maxlen": 0}, ValueError, "maxlen must be a positive int or None"),
     ],

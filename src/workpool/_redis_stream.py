@@ -47,6 +47,10 @@ _BLOCK_SHARE_OF_TIMEOUT = 0.5
 # Released messages look this idle (a year, in ms), so that every live
 # consumer's next claim scan takes them whatever its claim_idle.
 _RELEASED_IDLE_MS = 365 * 24 * 3600 * 1000
+# Hence the longest claim_idle: with a longer one, a message handed back at
+# close would wait.  (Redis itself refuses idle times that overflow 64 bits
+# of milliseconds, and failed every read with "Invalid min-idle-time".)
+_MAX_CLAIM_IDLE = _RELEASED_IDLE_MS / 1000
 # How long closing may spend handing messages back before it gives up.
 _CLOSE_TIMEOUT = 5.0
 # Reconnection backoff after Redis could not be reached.
@@ -153,7 +157,7 @@ class RedisStream(Generic[T]):
             fails on the last one sends it to the dead-letter stream.
         claim_idle: seconds after which a pending message whose consumer
             stopped renewing its lease (it died) or whose job failed is
-            delivered again.  Also the retry delay.
+            delivered again.  Also the retry delay.  At most 365 days.
         dead_letter: the dead-letter stream's key; ``"<stream>:dead"`` by default.
         codec: decodes payloads (and encodes them for `enqueue`): an object
             with `encode` and `decode` methods (see `Codec`); JSON by default.
@@ -214,7 +218,7 @@ class RedisStream(Generic[T]):
             consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._consumer = check_name(consumer, "consumer")
         self._max_deliveries = _check_positive_int(max_deliveries, "max_deliveries")
-        claim_idle = _check_seconds(claim_idle, "claim_idle")
+        claim_idle = _check_seconds(claim_idle, "claim_idle", _MAX_CLAIM_IDLE)
         self._claim_idle = float(claim_idle)
         self._dead_letter = check_name(
             dead_letter if dead_letter is not None else f"{stream}:dead", "dead_letter"
@@ -727,11 +731,13 @@ def _check_positive_int(value: object, name: str) -> int:
     return value
 
 
-def _check_seconds(value: object, name: str) -> float:
+def _check_seconds(value: object, name: str, maximum: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
     if not (math.isfinite(value) and value >= 0.001):
         raise ValueError(f"{name} must be at least 0.001 s and finite, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:.0f} s (365 days), got {value!r}")
     return float(value)
 
 

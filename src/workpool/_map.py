@@ -229,7 +229,8 @@ class _MapState:
                 # close() stops the maps of the pool's callers; a job's own
                 # map keeps going, like its submits, so it can finish fanning out.
                 pool._intake_scopes.add(self.scope)
-            self.ctx.run(pool._tg.start_soon, self.feed, name=f"{pool.name}-map-feeder")
+            tg, name = pool._tg, f"{pool.name}-map-feeder"
+            self.ctx.run(lambda: tg.start_soon(self.feed, name=name))
         assert pool._backend is not None
         if pool._backend.cancel_pending():
             await pool._backend.checkpoint_if_cancelled()

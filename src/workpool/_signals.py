@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import AsyncIterator, Generator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
@@ -50,7 +50,8 @@ def shutdown_on_signals(
             `signals` is not a non-empty tuple of signals.
     """
     grace_seconds = None if grace is None else check_grace(grace, "grace")
-    if not isinstance(signals, tuple) or not all(isinstance(s, int) for s in signals):
+    given = cast(object, signals)  # checked as what a caller may pass, not as typed
+    if not isinstance(given, tuple) or not all(isinstance(s, int) for s in cast("tuple[object, ...]", given)):
         raise TypeError(
             f"shutdown_on_signals() expected a tuple of signals for signals=, got {signals!r}; "
             "write signals=(signal.SIGTERM,) for a single one"

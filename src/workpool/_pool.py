@@ -320,7 +320,9 @@ class Pool:
         raise `PoolClosed` (jobs that the pool's own jobs submit are still
         accepted, so a job can finish fanning out); producers waiting for
         room get `PoolClosed`; running `map` and `consume` calls stop taking
-        items from their sources.  Calling it again waits again.
+        items from their sources, except a `map` that one of the pool's own
+        jobs iterates, which reads on like that job's submits.  Calling it
+        again waits again.
 
         Cancellation: cancelling the caller stops the waiting, not the jobs.
 

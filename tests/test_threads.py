@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +29,7 @@ import pytest
 
 from helpers import Boom, Unswallowable, live_tasks
 from workpool import JobCancelled, Pool, check_cancelled, run_in_thread
+from workpool._threads import _ThreadCall
 
 pytestmark = pytest.mark.anyio
 
@@ -98,6 +100,24 @@ async def nothing_left(jobs: Jobs) -> AsyncIterator[None]:
 
 def where() -> str:
     return threading.current_thread().name
+
+
+def no_thread_runs(code: object) -> bool:
+    """Whether no thread has `code` on its stack."""
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code is code:
+                return False
+            frame = frame.f_back
+    return True
+
+
+def block_until(predicate: Callable[[], bool], what: str) -> None:
+    """Poll `predicate` in this thread, the event loop's on purpose: the loop must not run meanwhile."""
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.001)
 
 
 # -- as a job --------------------------------------------------------------------------
@@ -246,6 +266,30 @@ async def test_an_error_raised_by_a_cancelled_thread_is_a_failure() -> None:
             job.cancel()
             await anyio.wait_all_tasks_blocked()
             jobs.release.set()
+    assert pool.stats.failed == 1
+
+
+@pytest.mark.parametrize("abandon_on_cancel", [False, True])
+async def test_a_thread_failure_is_not_lost_when_the_cancel_comes_after_the_thread_ended(
+    abandon_on_cancel: bool,
+) -> None:
+    jobs = Jobs()
+
+    def fails() -> None:
+        jobs.block()
+        raise Boom("the thread failed")
+
+    job_fn = functools.partial(run_in_thread, abandon_on_cancel=abandon_on_cancel)
+    with anyio.fail_after(WAIT), pytest.RaisesGroup(Boom):
+        async with nothing_left(jobs), Pool(on_error="collect") as pool:
+            job = await pool.submit(job_fn, fails)
+            await reached(jobs.started)
+            jobs.release.set()
+            # The loop does not run meanwhile: the thread has raised and its
+            # call is over, its outcome not yet delivered to the job.
+            block_until(lambda: no_thread_runs(_ThreadCall.run.__code__), "the thread call ended")
+            job.cancel()
+    assert isinstance(job.exception(), Boom)
     assert pool.stats.failed == 1
 
 

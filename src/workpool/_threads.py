@@ -117,7 +117,8 @@ def check_cancelled() -> None:
 # -- run_in_thread -----------------------------------------------------------
 
 # What a _ThreadCall is doing; the host reads and changes it under the lock.
-_NOT_STARTED, _RUNNING, _FINISHED, _SKIPPED = range(4)
+# _ABANDONED: running, and its host has gone without it (abandon_on_cancel).
+_NOT_STARTED, _RUNNING, _FINISHED, _SKIPPED, _ABANDONED = range(5)
 
 
 class _ThreadCall(CancelFlag):
@@ -156,13 +157,16 @@ class _ThreadCall(CancelFlag):
         finally:
             _local.flag = previous
             with self._lock:
+                # Kept for the host whatever happens next: a cancellation that
+                # reaches the host after this point makes anyio drop the
+                # outcome, and the error must still propagate
+                # (test_a_thread_failure_is_not_lost_when_the_cancel_comes_after_the_thread_ended).
+                # The host clears it, which breaks the cycle through the
+                # traceback; a host that abandoned the call never reads it.
+                if self._state != _ABANDONED:
+                    self._error = error
                 self._state = _FINISHED
                 notify = self._notify
-                # Only a host that waits for the thread reads the error (it
-                # no longer gets it from anyio); storing it otherwise would
-                # keep a cycle through the traceback alive until the next gc.
-                if notify is not None:
-                    self._error = error
             del error
             if notify is not None:
                 notify()
@@ -174,7 +178,10 @@ class _ThreadCall(CancelFlag):
             if self._state == _NOT_STARTED:
                 self._state = _SKIPPED
                 return None
-            if self._state != _RUNNING or not wait:
+            if self._state != _RUNNING:
+                return None
+            if not wait:
+                self._state = _ABANDONED
                 return None
             event = anyio.Event()
             self._notify = functools.partial(
@@ -230,7 +237,9 @@ async def run_in_thread(
     exception propagates instead (a job then fails with it).
 
     With ``abandon_on_cancel=True`` the cancellation propagates at once and
-    the thread is left to finish on its own, its outcome discarded.  An
+    the thread is left to finish on its own, its outcome discarded (unless
+    it had already raised when the cancellation came: that exception then
+    propagates, as above).  An
     abandoned thread still runs after its job, and its pool, are over: it
     is a thread leak (the kind `workpool.testing.no_leaks` exists to catch),
     and it may use resources its caller has already released.  Use it only
@@ -258,6 +267,8 @@ async def run_in_thread(
     try:
         return await anyio.to_thread.run_sync(call.run, fn, args, abandon_on_cancel=True, limiter=limiter)
     except anyio.get_cancelled_exc_class():
+        # The thread may have ended before the cancellation arrived: anyio
+        # then drops its outcome, and the stored error is all that is left.
         finished = call.stop(wait=not abandon_on_cancel)
         if finished is not None:
             with anyio.CancelScope(shield=True):
@@ -265,6 +276,9 @@ async def run_in_thread(
         error, call._error = call._error, None
         if error is not None and not isinstance(error, JobCancelled):
             raise error  # noqa: B904 - the thread's own failure, raised while handling the cancellation
+        raise
+    except BaseException:
+        call._error = None  # anyio raised it here: drop the copy, and the cycle through its traceback
         raise
 
 

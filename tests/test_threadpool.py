@@ -15,6 +15,7 @@ import concurrent.futures
 import contextvars
 import inspect
 import itertools
+import signal
 import sys
 import threading
 import time
@@ -399,6 +400,41 @@ def test_keyboard_interrupt_in_the_block_cancels_and_propagates() -> None:
         gate.wait_started(1)
         raise Unswallowable
     assert pool.stats.cancelled == 1
+
+
+def _in_stack_of(thread: threading.Thread, code: object) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_ctrl_c_while_the_block_waits_for_its_jobs_cancels_them_and_leaves_no_thread() -> None:
+    gate = Gate()
+    main = threading.main_thread()
+    assert threading.current_thread() is main
+
+    def press_ctrl_c() -> None:
+        waiting = ThreadPool._wait_workers.__code__
+        wait_until(lambda: _in_stack_of(main, waiting), "the block waits for its job")
+        signal.pthread_kill(main.ident or 0, signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt), ThreadPool(max_workers=1) as pool:  # noqa: PT012
+            running = pool.submit(gate.until_cancelled)
+            gate.wait_started(1)
+            presser.start()
+    finally:
+        presser.join(WAIT)
+    # Left with an exception (Ctrl-C), the block told the job to stop, and
+    # waited for its thread (the autouse fixture checks that none is left).
+    assert gate.cancelled == [None]
+    assert isinstance(running.exception(0), JobCancelled)
+    assert_balanced(pool.stats)
 
 
 def test_cancel_stops_everything_and_the_block_exits_quietly() -> None:

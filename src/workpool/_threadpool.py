@@ -61,7 +61,9 @@ class ThreadPool(Executor):
       queued job and tells the running ones to stop: `check_cancelled`
       raises `JobCancelled` in them.  A thread cannot be stopped from
       outside, so the block still waits for running jobs to return;
-      `shutdown` with a ``grace`` period is the way to stop waiting;
+      `shutdown` with a ``grace`` period is the way to stop waiting.
+      Ctrl-C while the block waits counts as such an exception (a second
+      one during the wait propagates at once);
     * the first failure under ``on_error="cancel"`` cancels the pool, and
       failures are raised when the block exits, as an `ExceptionGroup`.
 
@@ -212,13 +214,28 @@ class ThreadPool(Executor):
             self._close()
         else:
             self._cancel()
+        interrupted: BaseException | None = None
         if not self._abandoned:
-            self._wait_workers(None)
+            try:
+                self._wait_workers(None)
+            except BaseException as error:
+                # Ctrl-C while waiting: handled as if the body had raised it,
+                # so the running jobs are told to stop and no thread outlives
+                # the block.  A second one during this wait propagates: the
+                # way out of a job that never calls check_cancelled().
+                interrupted = error
+                self._cancel()
+                self._wait_workers(None)
         with self._lock:
             self._state = _EXITED
             failures, self._failures = self._failures, []
             closed_by_cancel, self._closed_by_cancel = self._closed_by_cancel, None
 
+        if interrupted is not None:
+            if exc is None:
+                exc = interrupted
+            else:
+                failures.insert(0, interrupted)
         body_error = exc
         if body_error is not None and (
             body_error is closed_by_cancel or any(body_error is failure for failure in failures)
@@ -231,6 +248,8 @@ class ThreadPool(Executor):
         if not errors:
             return exc is not None
         if body_error is not None and errors == [body_error]:
+            if interrupted is not None and body_error is interrupted:
+                raise interrupted
             return False  # the body's own exception propagates untouched
         raise BaseExceptionGroup(f"{len(errors)} error(s) in workpool.ThreadPool {self._name!r}", errors)
 
@@ -678,8 +697,14 @@ class ThreadPool(Executor):
             while self._workers:
                 self._settled.wait()
             threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            # Interrupted (Ctrl-C): the next wait must still join them all.
+            with self._lock:
+                self._threads[:0] = threads
+            raise
         return True
 
     def _count_busy(self) -> int:

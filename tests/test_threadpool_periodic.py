@@ -8,6 +8,7 @@ with a bound, never for a duration.  Nothing asserts how long anything took.
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -222,6 +223,68 @@ def test_every_refuses_bad_arguments_and_a_closed_pool() -> None:
         pool.every(1, print)
     with pytest.raises(RuntimeError, match="needs an open pool"):
         ThreadPool().every(1, print)
+
+
+def _in_stack_of(thread: threading.Thread, code: object) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_every_from_another_thread_while_the_block_exits_does_not_break_the_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starting = threading.Event()
+    go = threading.Event()
+    original_start = threading.Thread.start
+    me = threading.current_thread()
+
+    def start(self: threading.Thread) -> None:
+        if self.name.endswith("-ticker"):
+            starting.set()  # every() has published the ticker and released the lock
+            assert go.wait(WAIT)
+        original_start(self)
+
+    def release_once_the_exit_waits() -> None:
+        waiting = ThreadPool._wait_workers.__code__
+        wait_until(lambda: _in_stack_of(me, waiting), "the block's exit waits for the threads")
+        go.set()
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    outcome: list[object] = []
+    pool = ThreadPool(name="race")
+    other = threading.Thread(target=lambda: outcome.append(pool.every(60, time.time)))
+    releaser = threading.Thread(target=release_once_the_exit_waits)
+    try:
+        with pool:
+            other.start()
+            assert starting.wait(WAIT)
+            releaser.start()
+    finally:
+        go.set()
+        other.join(WAIT)
+        releaser.join(WAIT)
+    [handle] = outcome  # every() won the race; the exit stopped it and joined its ticker
+    assert isinstance(handle, PeriodicCall)
+    assert handle.stopped()
+
+
+def test_a_ticker_that_cannot_start_fails_every_and_not_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    original_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name.endswith("-ticker"):
+            raise RuntimeError("can't start new thread")
+        original_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with ThreadPool() as pool:
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            pool.every(60, time.time)
+        assert pool.submit(time.time).result(WAIT)
 
 
 def test_a_handle_has_no_public_constructor() -> None:

@@ -150,6 +150,7 @@ class ThreadPool(Executor):
         self._threads: list[threading.Thread] = []
         self._periodic: set[PeriodicCall] = set()
         self._ticker: threading.Thread | None = None
+        self._ticker_starting = False  # published in _threads, start() not returned yet
         self._failures: list[BaseException] = []
         # The last PoolClosed raised because the pool was cancelled: if it is
         # what ends the block, it is the sync form of the cancellation that
@@ -520,11 +521,27 @@ class ThreadPool(Executor):
                     target=run_ticker, args=(self,), name=f"{self._name}-ticker", daemon=True
                 )
                 self._threads.append(ticker)
+                # Started outside the lock, after which the block's exit may
+                # already be joining: it waits for this flag first, since a
+                # thread not yet started cannot be joined.
+                self._ticker_starting = True
             self._ticker_wake.notify()
-        if worker is not None:
-            self._start_worker(worker)
-        if ticker is not None:
-            ticker.start()
+        started = False
+        try:
+            if worker is not None:
+                self._start_worker(worker)
+            if ticker is not None:
+                ticker.start()
+                started = True
+        finally:
+            if ticker is not None:
+                with self._lock:
+                    self._ticker_starting = False
+                    if not started:
+                        self._threads.remove(ticker)
+                        self._ticker = None
+                        handle._stop_locked()
+                    self._settled.notify_all()
         return handle
 
     # -- internals -----------------------------------------------------------
@@ -694,7 +711,7 @@ class ThreadPool(Executor):
                     if remaining <= 0:
                         return False
                     self._settled.wait(remaining)
-            while self._workers:
+            while self._workers or self._ticker_starting:
                 self._settled.wait()
             threads, self._threads = self._threads, []
         try:

@@ -689,6 +689,20 @@ def test_map_reads_an_endless_input_lazily_and_cancels_the_rest_on_break() -> No
     assert_balanced(pool.stats)
 
 
+def test_closing_a_map_before_iterating_it_cancels_its_queued_jobs() -> None:
+    gate = Gate()
+    ran: list[int] = []
+    with ThreadPool(max_workers=1, max_pending=10) as pool:
+        pool.submit(gate.block)  # holds the only thread: the map's jobs stay queued
+        results = pool.map(ran.append, range(4))
+        results.close()  # type: ignore[attr-defined]  # typed as Executor.map's Iterator
+        gate.release.set()
+        assert list(results) == []
+    assert ran == []
+    assert pool.stats.cancelled == 4
+    assert_balanced(pool.stats)
+
+
 def test_map_submits_its_first_window_at_once() -> None:
     gate = Gate()
     with ThreadPool(max_workers=2, max_pending=1) as pool:

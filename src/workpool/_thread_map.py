@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,7 +13,7 @@ from ._threads import in_event_loop_thread
 if TYPE_CHECKING:
     from ._threadpool import ThreadPool
 
-__all__ = ["fill", "map_results"]
+__all__ = ["MapResults", "fill", "map_results"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,33 @@ def fill(
         pending.append(pool.submit(fn, *args))
 
 
+class MapResults(Iterator[T]):
+    """The iterator `ThreadPool.map` returns: its values in order, and `close` to cancel the rest.
+
+    Not a bare generator: closing a generator that has not started runs no
+    ``finally``, so the jobs of a map closed before its first value would
+    stay queued (test_closing_a_map_before_iterating_it_cancels_its_queued_jobs).
+    """
+
+    __slots__ = ("_pending", "_values")
+
+    def __init__(self, values: Generator[T, None, None], pending: deque[Future[T]]) -> None:
+        self._values = values
+        self._pending = pending
+
+    def __iter__(self) -> MapResults[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._values)
+
+    def close(self) -> None:
+        """Stop the map: read no more input, and cancel its jobs that have not started."""
+        self._values.close()
+        for future in self._pending:
+            future.cancel()
+
+
 def map_results(
     pool: ThreadPool,
     fn: Callable[..., T],
@@ -46,8 +73,22 @@ def map_results(
     window: int,
     input_error: list[BaseException],
     deadline: float | None,
-) -> Iterator[T]:
-    """Yield the values of `pending` in order, refilling the window; cancel what is left when closed."""
+) -> MapResults[T]:
+    """Iterate over the values of `pending` in order, refilling the window; cancel the rest when closed."""
+    return MapResults(_values(pool, fn, items, pending, window, input_error, deadline), pending)
+
+
+def _values(
+    pool: ThreadPool,
+    fn: Callable[..., T],
+    items: Iterator[tuple[Any, ...]],
+    pending: deque[Future[T]],
+    window: int,
+    input_error: list[BaseException],
+    deadline: float | None,
+) -> Generator[T, None, None]:
+    # Dropped after a break, the generator is closed and its finally cancels
+    # the rest; a map dropped before its first value runs its first window.
     try:
         while pending:
             future = pending[0]

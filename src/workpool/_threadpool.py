@@ -431,7 +431,8 @@ class ThreadPool(Executor):
         The first job that raises ends the iteration with its exception (it
         also goes to ``on_error``); an exception from `iterables` ends it
         after the items read before it have been yielded.  Leaving the loop
-        early (or closing the iterator) cancels the map's queued jobs.
+        early, or calling the iterator's ``close()`` (also before its first
+        value), cancels the map's queued jobs and reads no more input.
 
         Args:
             fn: a synchronous callable taking one argument per iterable.

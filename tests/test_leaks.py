@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import sys
 import threading
 import time
 from typing import Any
@@ -13,7 +15,7 @@ import anyio.lowlevel
 import pytest
 
 import workpool.testing
-from workpool import Pool
+from workpool import Pool, run_in_thread
 from workpool.testing import LeakCheck, LeakError, no_leaks
 
 pytestmark = pytest.mark.anyio
@@ -349,14 +351,81 @@ async def test_a_worker_thread_still_running_the_programs_code_is_a_leak(anyio_b
                     tg.start_soon(anyio.to_thread.run_sync, wait_for_release)
                     await anyio.wait_all_tasks_blocked()
             release.set()
-    kinds = sorted(r.kind for r in caught.value.leaks)
-    # anyio's asyncio worker threads belong to the test's own event loop, so
-    # this one was started inside the region; trio's thread cache is the
-    # process's, and may lend a thread that an earlier test started.
-    assert kinds == ["task", "thread"] if anyio_backend_name == "asyncio" else kinds[0] == "task"
-    if anyio_backend_name == "asyncio":
-        thread = next(r for r in caught.value.leaks if r.kind == "thread")
-        assert [f.function.rpartition(".")[2] for f in thread.stack if not f.library] == ["wait_for_release"]
+    # On trio the thread may be one that the process-wide thread cache kept
+    # from an earlier test: busy now, it is checked like a new one.
+    assert sorted(r.kind for r in caught.value.leaks) == ["task", "thread"]
+    thread = next(r for r in caught.value.leaks if r.kind == "thread")
+    assert [f.function.rpartition(".")[2] for f in thread.stack if not f.library] == ["wait_for_release"]
+
+
+def _some_thread_waits_on(event: threading.Event) -> bool:
+    wait = threading.Event.wait.__code__
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code is wait and frame.f_locals.get("self") is event:
+                return True
+            frame = frame.f_back
+    return False
+
+
+async def test_an_abandoned_worker_thread_blocked_directly_in_a_library_call_is_a_leak() -> None:
+    release = threading.Event()
+    abandoning = functools.partial(run_in_thread, release.wait, abandon_on_cancel=True)
+    try:
+        with anyio.fail_after(5), pytest.raises(LeakError) as caught:  # noqa: PT012
+            async with no_leaks(timeout=0.05), anyio.create_task_group() as tg:
+                tg.start_soon(abandoning)
+                while not _some_thread_waits_on(release):
+                    await anyio.sleep(0.001)
+                tg.cancel_scope.cancel()
+    finally:
+        release.set()
+    # Every frame of it is library code, and it still runs a call of the region's.
+    [thread] = caught.value.leaks
+    assert thread.kind == "thread"
+    assert "Event.wait" in [f.function for f in thread.stack]
+
+
+async def test_a_worker_thread_cached_before_the_region_and_set_to_work_in_it_is_checked() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def blocker() -> None:
+        started.set()
+        release.wait(5)
+
+    # A call before the region leaves an idle worker thread in the cache; the
+    # region's call is then likely to run in that very thread.
+    await anyio.to_thread.run_sync(lambda: None)
+    try:
+        with anyio.fail_after(5), pytest.raises(LeakError) as caught:  # noqa: PT012
+            async with no_leaks(timeout=0.05), anyio.create_task_group() as tg:
+                tg.start_soon(functools.partial(run_in_thread, blocker, abandon_on_cancel=True))
+                while not started.is_set():  # not to_thread: it would take the cached thread
+                    await anyio.sleep(0.001)
+                tg.cancel_scope.cancel()
+    finally:
+        release.set()
+    [thread] = caught.value.leaks
+    assert [f.function.rpartition(".")[2] for f in thread.stack if not f.library] == ["blocker"]
+
+
+async def test_a_worker_thread_busy_since_before_the_region_is_not_checked() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def blocker() -> None:
+        started.set()
+        release.wait(5)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, blocker)
+            while not started.is_set():
+                await anyio.sleep(0.001)
+            async with no_leaks(timeout=0):
+                assert await anyio.to_thread.run_sync(lambda: 42) == 42  # another cached thread
+            release.set()
 
 
 # -- decorator -----------------------------------------------------------------

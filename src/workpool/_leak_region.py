@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from . import _tracker
+from ._cache_threads import cache_thread_state, idle_cached_threads
 from ._dump import LoopView
-from ._records import TaskRecord
 
-__all__ = ["Region", "loop_owned"]
-
-# Threads that an event loop keeps for itself and reuses: idle, or (trio's
-# guest mode) waiting for I/O on the loop's behalf.  Such a thread is not a
-# leak while none of the program's own code is on its stack.
-_LOOP_THREAD_PREFIXES = ("Trio thread ", "AnyIO worker thread", "asyncio_")
+__all__ = ["Region", "leaked_threads"]
 
 
 class Region:
@@ -26,6 +22,11 @@ class Region:
         self.view = view
         self.tasks_before: set[object] = set(view.tasks()) if view is not None else set()
         self.threads_before = set(threading.enumerate())
+        # Cached worker threads idle now: one busy when the region ends runs
+        # a call started inside it, and is checked like a new thread.
+        self.idle_cached_before = idle_cached_threads(
+            self.threads_before, view.key if view is not None and view.kind == "asyncio" else None
+        )
         self.logged: list[str] = []
         self._undo: list[Callable[[], None]] = []
         self._hook_threads()
@@ -95,6 +96,19 @@ class Region:
         self._undo.clear()
 
 
-def loop_owned(record: TaskRecord) -> bool:
-    """Whether a thread is one an event loop keeps for reuse, busy with nothing of the program's."""
-    return record.name.startswith(_LOOP_THREAD_PREFIXES) and all(frame.library for frame in record.stack)
+def leaked_threads(region: Region) -> list[threading.Thread]:
+    """The live threads the region left behind: new ones, and cached ones it set to work.
+
+    A thread that an event loop keeps for reuse is not a leak while it idles
+    in its cache (see `cache_thread_state`).
+    """
+    frames = sys._current_frames()
+    before = region.threads_before
+    idle_before = region.idle_cached_before
+    return [
+        thread
+        for thread in threading.enumerate()
+        if (thread not in before or thread in idle_before)
+        and thread.is_alive()
+        and cache_thread_state(thread, frames.get(thread.ident or -1)) is not True
+    ]

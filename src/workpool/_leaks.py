@@ -6,7 +6,6 @@ import functools
 import gc
 import inspect
 import math
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from fnmatch import fnmatchcase
@@ -19,7 +18,7 @@ from typing_extensions import ParamSpec
 
 from ._dump import LoopView, thread_records
 from ._frames import qualname
-from ._leak_region import Region, loop_owned
+from ._leak_region import Region, leaked_threads
 from ._records import StackFrame, TaskRecord, format_records
 from ._validate import check_str
 
@@ -255,10 +254,10 @@ class LeakCheck:
         return [r for r in view.records(new) if not self._ignored(r)] if new else []
 
     def _leaked_threads(self, region: Region) -> list[TaskRecord]:
-        new = [t for t in threading.enumerate() if t not in region.threads_before and t.is_alive()]
-        if not new:
+        threads = leaked_threads(region)
+        if not threads:
             return []
-        return [r for r in thread_records(new) if not loop_owned(r) and not self._ignored(r)]
+        return [r for r in thread_records(threads) if not self._ignored(r)]
 
     def _ignored(self, record: TaskRecord) -> bool:
         if any(fnmatchcase(record.name, pattern) for pattern in self._names):
@@ -339,7 +338,9 @@ def no_leaks(
     ``MockClock``), for up to `timeout` seconds: one that ends a little late
     passes, one blocked for good fails.  Threads that an event loop keeps
     for reuse (anyio's and trio's worker threads, asyncio's default
-    executor), while idle, are not leaks.
+    executor), while idle in their cache, are not leaks; one that runs a
+    call is, even a call of library code only, and even if the cache had
+    the thread, idle, before the block.
 
     It also fails when the event loop logged an error instead of raising it
     while the block ran ("Task was destroyed but it is pending!", "Task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import operator
 import sys
 import threading
 import time
@@ -289,6 +290,39 @@ async def test_an_unhandled_exception_in_a_thread_fails_the_region(monkeypatch: 
     (message,) = caught.value.logged
     assert message == "unhandled exception in thread 'failing': KeyError: 'in thread'"
     assert seen == ["'in thread'"]  # passed on to the hook that was there before
+
+
+def test_overlapping_leak_checks_put_the_thread_excepthook_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    original = threading.excepthook
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(str(args.exc_value)))
+    before = threading.excepthook
+    first, second = no_leaks(timeout=0), no_leaks(timeout=0)
+    try:
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # not nested: the first one ends first
+        thread = threading.Thread(target=operator.truediv, args=(1, 0), name="failing")
+        thread.start()
+        thread.join(5)
+        with pytest.raises(LeakError, match="unhandled exception in thread 'failing'"):
+            second.__exit__(None, None, None)  # the check still running got it
+        assert threading.excepthook is before
+        assert seen == ["division by zero"]  # handed on once, to the hook from before
+    finally:
+        threading.excepthook = original
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_overlapping_leak_checks_put_the_asyncio_handler_back() -> None:
+    loop = asyncio.get_running_loop()
+    before = loop.get_exception_handler()
+    first, second = no_leaks(timeout=0), no_leaks(timeout=0)
+    await first.__aenter__()
+    await second.__aenter__()
+    await first.__aexit__(None, None, None)
+    await second.__aexit__(None, None, None)
+    assert loop.get_exception_handler() is before
 
 
 # -- threads -------------------------------------------------------------------

@@ -45,17 +45,22 @@ class Region:
         base = getattr(previous, "_workpool_base", previous)
 
         def hook(args: threading.ExceptHookArgs) -> None:
-            name = args.thread.name if args.thread is not None else "?"
-            error = "".join(traceback.format_exception_only(args.exc_type, args.exc_value)).strip()
-            logged.append(f"unhandled exception in thread {name!r}: {error}")
+            if not done:
+                name = args.thread.name if args.thread is not None else "?"
+                error = "".join(traceback.format_exception_only(args.exc_type, args.exc_value)).strip()
+                logged.append(f"unhandled exception in thread {name!r}: {error}")
             base(args)
 
-        hook._workpool_base = base  # type: ignore[attr-defined]
+        done: list[bool] = []
+        _link(hook, base, previous, done)
         threading.excepthook = hook
 
         def undo() -> None:
-            if threading.excepthook is hook:
-                threading.excepthook = previous
+            done.append(True)
+            current = threading.excepthook
+            top = _unwound(current)
+            if top is not current:
+                threading.excepthook = top
 
         self._undo.append(undo)
 
@@ -75,18 +80,23 @@ class Region:
             task = context.get("task") or context.get("future")
             if task is not None:
                 message += f" ({task!r})"
-            logged.append(message)
+            if not done:
+                logged.append(message)
             if base is not None:
                 base(loop, context)
             else:
                 loop.default_exception_handler(context)
 
-        handler._workpool_base = base  # type: ignore[attr-defined]
+        done: list[bool] = []
+        _link(handler, base, previous, done)
         loop.set_exception_handler(handler)
 
         def undo() -> None:
-            if loop.get_exception_handler() is handler:
-                loop.set_exception_handler(previous)
+            done.append(True)
+            current = loop.get_exception_handler()
+            top = _unwound(current)
+            if top is not current:
+                loop.set_exception_handler(top)
 
         self._undo.append(undo)
 
@@ -94,6 +104,25 @@ class Region:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+
+
+def _link(hook: Any, base: object, previous: object, done: list[bool]) -> None:
+    hook._workpool_base = base
+    hook._workpool_previous = previous
+    hook._workpool_done = done  # empty while its region runs
+
+
+def _unwound(hook: Any) -> Any:
+    """`hook`, or, if its region has ended, the first hook below it whose region has not.
+
+    Regions may end in any order (two checks that overlap without nesting):
+    a region that ends under another's hook leaves its own in place, and the
+    last one to end takes every ended hook off
+    (test_overlapping_leak_checks_put_the_hooks_back).
+    """
+    while getattr(hook, "_workpool_done", None):
+        hook = hook._workpool_previous
+    return hook
 
 
 def leaked_threads(region: Region) -> list[threading.Thread]:

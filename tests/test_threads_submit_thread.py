@@ -6,12 +6,14 @@ are skipped, and they run as soon as it does.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import anyio
 import pytest
 
+import workpool
 from helpers import Boom
 from workpool import Job, JobCancelled, Pool, check_cancelled
 
@@ -99,3 +101,33 @@ async def test_a_failing_thread_job_goes_to_on_error() -> None:
         async with Pool() as pool:
             await pool.submit_thread(broken)
     assert pool.stats.failed == 1
+
+
+async def test_a_worker_started_by_submit_thread_is_created_by_the_callers_line() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def blocked() -> None:
+        started.set()
+        release.wait(WAIT)
+
+    with anyio.fail_after(WAIT):
+        async with Pool(max_workers=1, name="st") as pool:
+            line = sys._getframe().f_lineno + 1
+            await pool.submit_thread(blocked)
+            try:
+                await reached(started)
+                [worker] = [r for r in workpool.dump_tasks() if r.pool == "st"]
+            finally:
+                release.set()
+    # The worker was started for this call: it names this line, as a worker
+    # started by a plain submit names the line that called submit.
+    assert worker.job_submitted_by is not None
+    assert worker.job_submitted_by.lineno == line
+    assert worker.created_by is not None
+    assert (worker.created_by.filename, worker.created_by.lineno) == (__file__, line)
+
+
+async def test_submit_thread_on_a_pool_never_opened_names_itself() -> None:
+    with pytest.raises(RuntimeError, match=r"Pool.submit_thread\(\) needs an open pool"):
+        await Pool().submit_thread(time.time)

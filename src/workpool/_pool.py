@@ -548,9 +548,30 @@ class Pool:
             PoolClosed, RuntimeError: as for `submit`.
         """
         check_sync_callable(fn, "Pool.submit_thread")
-        site = _caller_site()
-        job: Job[T] = await self.submit(run_in_thread, fn, *args)
-        job._site = site  # the caller's line, not this method's
+        job: Job[T] = await self._submit_at(run_in_thread, (fn, *args), _caller_site(), "submit_thread")
+        return job
+
+    async def _submit_at(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], site: Site, what: str
+    ) -> Job[Any]:
+        """`submit` for a public method that submits for its caller: `site` is the caller's line.
+
+        The worker it may start records that line too (`TaskRecord.created_by`).
+        A copy of `submit` rather than a call from it, which would cost
+        every plain submit a call.
+        """
+        backend = self._backend
+        if backend is None:
+            self._check_entered(what)
+            raise AssertionError  # pragma: no cover
+        if backend.cancel_pending():
+            await backend.checkpoint_if_cancelled()
+        if (self._state != OPEN or self._accepted >= self._capacity) and not self._is_own_job():
+            self._check_intake(what)
+            await self._wait_for_room()
+        job = self._enqueue(fn, args, None, site)
+        if self._max_pending == 0 and job._state == PENDING and not self._is_own_job():
+            await job._wait_started()
         return job
 
     def submit_nowait(

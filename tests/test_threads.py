@@ -330,6 +330,25 @@ async def test_refuses_an_async_function_a_coroutine_and_a_non_callable() -> Non
             await pool.submit(run_in_thread, an_async_function)
 
 
+async def _double(x: int) -> int:
+    return 2 * x  # pragma: no cover
+
+
+@functools.wraps(_double)
+def double_blocking(x: int) -> int:
+    """A blocking function (it runs its own event loop) that functools.wraps an async one."""
+    return anyio.run(_double, x)  # pragma: no cover
+
+
+async def test_the_refusal_of_a_function_wrapping_an_async_one_says_why_and_the_way_around() -> None:
+    with pytest.raises(TypeError) as caught:
+        await run_in_thread(double_blocking, 21)
+    message = str(caught.value)
+    assert "wraps the async function" in message
+    assert "__wrapped__ (set by functools.wraps)" in message
+    assert "lambda *args: fn(*args)" in message
+
+
 # -- outside a pool ---------------------------------------------------------------------
 
 

@@ -298,6 +298,18 @@ def _is_async_callable(fn: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def _async_through_wrapped(fn: Any) -> object | None:
+    """The async function that `fn` was found to be only through ``__wrapped__``, if that is how."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or isinstance(fn, type):
+        return None
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)):
+        return None
+    unwrapped = inspect.unwrap(fn)
+    return unwrapped if unwrapped is not fn and inspect.iscoroutinefunction(unwrapped) else None
+
+
 def _type_of(obj: object) -> Any:
     return type(obj)
 
@@ -318,6 +330,14 @@ def check_sync_callable(fn: object, what: str) -> None:
     if not callable(fn):
         raise TypeError(f"{what}() expected a callable, but got {type(fn).__name__} {fn!r}")
     if _is_async_callable(fn):
+        wrapped = _async_through_wrapped(fn)
+        if wrapped is not None:
+            raise TypeError(
+                f"{what}() runs blocking functions in threads, but {fn!r} wraps the async function "
+                f"{wrapped!r}: its __wrapped__ (set by functools.wraps) leads there, and workpool goes "
+                "by it. If it really is a blocking function, pass 'lambda *args: fn(*args)' instead, "
+                "or delete its __wrapped__ attribute."
+            )
         raise TypeError(
             f"{what}() runs blocking functions in threads, but {fn!r} is an async function; "
             "submit it to a workpool.Pool with 'await pool.submit(fn, *args)' instead."

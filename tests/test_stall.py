@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import threading
 from typing import Any
 
 import anyio
@@ -64,6 +65,30 @@ async def test_a_job_running_too_long_is_logged_once_with_its_dump_entry(
     test_name = "test_a_job_running_too_long_is_logged_once_with_its_dump_entry"
     assert lines[-1] == f"submitted by {test_name} at {__file__}:{submit_line}"
     assert pool.stats.stalled == 1
+
+
+async def test_the_stall_warning_of_a_thread_job_names_the_blocking_function(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="workpool")
+    started = threading.Event()
+    release = threading.Event()
+
+    def send_receipt() -> None:
+        started.set()
+        release.wait(10)
+
+    with anyio.fail_after(10):
+        async with Pool(stall_after=0.05, name="svc") as pool:
+            await pool.submit_thread(send_receipt)
+            try:
+                assert await anyio.to_thread.run_sync(started.wait, 10)
+                while pool.stats.stalled == 0:
+                    await anyio.sleep(0.01)
+            finally:
+                release.set()
+    [record] = stall_records(caplog)
+    assert f"<workpool.Job {send_receipt.__qualname__} running" in record.getMessage()
 
 
 @virtual_time()

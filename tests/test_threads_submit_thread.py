@@ -122,6 +122,7 @@ async def test_a_worker_started_by_submit_thread_is_created_by_the_callers_line(
                 release.set()
     # The worker was started for this call: it names this line, as a worker
     # started by a plain submit names the line that called submit.
+    assert worker.job == blocked.__qualname__  # not run_in_thread
     assert worker.job_submitted_by is not None
     assert worker.job_submitted_by.lineno == line
     assert worker.created_by is not None

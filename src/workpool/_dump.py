@@ -14,6 +14,7 @@ from . import _registry, _tracker
 from ._frames import Frame, blocked_on, coroutine_frames, is_library, qualname, running_frames, thread_frames
 from ._job import Site, site_line
 from ._records import StackFrame, TaskRecord, TaskSummary, format_records, summarize
+from ._threads import job_function
 
 if TYPE_CHECKING:
     from ._worker import WorkerInfo
@@ -101,7 +102,7 @@ class LoopView:
                     state = "idle"
                     blocked_for = now - info.idle_since
             else:
-                job = _function_name(current_job._fn)
+                job = _function_name(job_function(current_job._fn, current_job._args))
                 job_site = _pool_site(current_job._site)
                 if info.started_at is not None:
                     job_running_for = now - info.started_at

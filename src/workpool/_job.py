@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 from anyio.lowlevel import checkpoint
 
 from ._errors import JobCancelled
+from ._threads import job_function
 from ._waiters import Waiters
 
 if TYPE_CHECKING:
@@ -105,7 +106,8 @@ class Job(Generic[T_co]):
         _no_public_constructor(Job)
 
     def __repr__(self) -> str:
-        name = getattr(self._fn, "__qualname__", None) or repr(self._fn)
+        fn = job_function(self._fn, self._args)
+        name = getattr(fn, "__qualname__", None) or repr(fn)
         return f"<workpool.Job {name} {_STATE_NAMES[self._state]} at {id(self):#x}>"
 
     # -- state ---------------------------------------------------------------

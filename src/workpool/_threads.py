@@ -32,6 +32,7 @@ __all__ = [
     "check_cancelled",
     "check_sync_callable",
     "in_event_loop_thread",
+    "job_function",
     "run_in_thread",
     "running_flag",
 ]
@@ -280,6 +281,23 @@ async def run_in_thread(
     except BaseException:
         call._error = None  # anyio raised it here: drop the copy, and the cycle through its traceback
         raise
+
+
+def job_function(fn: object, args: tuple[Any, ...] | None) -> object:
+    """What a job of `fn` with `args` runs: for a `run_in_thread` job, the blocking function.
+
+    Reports (`Job`'s repr, the stall warning, the task dump) name that
+    function: every ``submit_thread(fn)`` job would otherwise be called
+    ``run_in_thread``.
+    """
+    inner = fn
+    args = args or ()
+    while isinstance(inner, functools.partial):
+        args = (*inner.args, *args)
+        inner = inner.func
+    if inner is run_in_thread and args:
+        return args[0]
+    return fn
 
 
 # -- checks shared with ThreadPool -------------------------------------------

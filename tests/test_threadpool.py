@@ -502,6 +502,19 @@ def test_on_error_collect_lets_every_job_run_and_raises_all_failures() -> None:
     assert (pool.stats.completed, pool.stats.failed) == (6, 3)
 
 
+def test_a_failure_that_another_job_re_raises_is_in_the_group_once() -> None:
+    # As with Pool: two jobs failed (the stats say so) with one exception,
+    # which the group lists once.
+    def outer(inner: concurrent.futures.Future[Any]) -> None:
+        inner.result(timeout=10)
+
+    with pytest.RaisesGroup(Boom) as caught, ThreadPool(max_workers=2, on_error="collect") as pool:
+        inner = pool.submit(fail)
+        wrapper = pool.submit(outer, inner)
+    assert caught.value.exceptions[0] is inner.exception() is wrapper.exception()
+    assert pool.stats.failed == 2
+
+
 def test_on_error_handler_is_told_of_each_failure_and_the_pool_goes_on() -> None:
     seen: list[tuple[concurrent.futures.Future[Any], Exception, str]] = []
 

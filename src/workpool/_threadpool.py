@@ -245,7 +245,9 @@ class ThreadPool(Executor):
             # is reported once, as a failure, as Pool does.
             body_error = None
         errors: list[BaseException] = [body_error] if body_error is not None else []
-        errors.extend(failures)
+        # One exception that two jobs failed with (one re-raised the
+        # other's) is listed once, as Pool does.
+        errors.extend({id(e): e for e in failures}.values())
         if not errors:
             return exc is not None
         if body_error is not None and errors == [body_error]:

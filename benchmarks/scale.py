@@ -3,10 +3,12 @@
     python benchmarks/scale.py --quick         # small sizes: a smoke run of about 10 s
     python benchmarks/scale.py                 # the curves of issue #3, both backends
     python benchmarks/scale.py --backend trio --parts workers
+    python benchmarks/scale.py --parts workers --workload sleep0   # jobs that suspend
 
 Three measurements (issue #3, "scale"):
 
-- workers: N no-op jobs through ``await pool.submit(job)`` on
+- workers: N no-op jobs (``--workload sleep0``: jobs that await ``sleep(0)``)
+  through ``await pool.submit(job)`` on
   ``Pool(max_workers=W, max_pending=1000)`` for each W, beside the reference at
   the same W: raw asyncio workers on an ``asyncio.Queue`` on asyncio, the anyio
   memory-stream ``*_nowait`` pattern on trio (run.py's two denominators).
@@ -39,14 +41,14 @@ from typing import Any
 import anyio
 
 from _workloads import IMPLEMENTATIONS, NOWAIT, REFERENCE, WORKLOADS, Backend, make_work
-from run import available_backends, environment, fmt, summary, time_once, validate
+from run import available_backends, environment, fmt, job_fns, summary, time_once, validate
 from workpool import Pool
 
 HERE = Path(__file__).resolve().parent
 WORKPOOL = "workpool-submit-bounded"
 REFERENCES: dict[Backend, str] = {"asyncio": REFERENCE, "trio": NOWAIT}
 IMPLS = {impl.name: impl for impl in IMPLEMENTATIONS}
-JOB, ITEM_JOB = WORKLOADS["noop"]["anyio"]
+ITEM_JOB = WORKLOADS["noop"]["anyio"][1]  # of the map RSS runs
 CHILD = "_map-rss"  # hidden subcommand: one map run in this (fresh) process
 COLORS: dict[Backend, str] = {"asyncio": "tab:blue", "trio": "tab:green"}
 FLAT, RSS_FLAT = 1.2, 1.1  # issue #3: within 20% (cost), within 10% (peak RSS)
@@ -81,6 +83,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs-workers", type=int, default=100, help="W of the jobs curve (100)")
     p.add_argument("--rss-list", type=ints, default=[100_000, 1_000_000], help="N of the map RSS runs")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the curves (3)")
+    p.add_argument(
+        "--workload",
+        choices=sorted(WORKLOADS),
+        default="noop",
+        help="the jobs of the curves (noop); results of another go to files named after it",
+    )
     p.add_argument("--backend", choices=("asyncio", "trio", "both"), default="both")
     p.add_argument("--parts", default="workers,jobs,rss", help="any of workers, jobs, rss")
     p.add_argument("--quick", action="store_true", help="small sizes and 2 rounds: a smoke run")
@@ -117,7 +125,7 @@ def measure(
     # The warm-up doubles as a check that every job runs exactly once.
     warmups: set[tuple[str, Backend, int]] = {(p.impl, p.backend, p.workers) for p in points}
     for impl, backend, w in sorted(warmups):
-        validate(IMPLS[impl], "noop", backend, w, args.timeout)
+        validate(IMPLS[impl], args.workload, backend, w, args.timeout)
     runs = {p: Runs() for p in points}
     rng = random.Random(args.seed)
     for r in range(args.rounds):
@@ -125,8 +133,9 @@ def measure(
         order = list(points)
         rng.shuffle(order)
         for point in order:
-            work = make_work(point.jobs, point.workers, JOB, ITEM_JOB)
-            wall, cpu = time_once(point.backend, IMPLS[point.impl].runs[point.backend], work, args.timeout)
+            impl = IMPLS[point.impl]
+            work = make_work(point.jobs, point.workers, *job_fns(impl, args.workload, point.backend))
+            wall, cpu = time_once(point.backend, impl.runs[point.backend], work, args.timeout)
             runs[point].cpu_us.append(cpu / point.jobs * 1e6)
             runs[point].wall_us.append(wall / point.jobs * 1e6)
             del work  # a 1M-entry job list should not sit beside the next run's
@@ -325,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "command": " ".join(["python benchmarks/scale.py", *(sys.argv[1:] if argv is None else argv)]),
         "rounds": args.rounds,
+        "workload": args.workload,
         "seed": args.seed,
         "clock": "cpu",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -334,12 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     rss: list[dict[str, Any]] = []
+    # The no-op curves are issue #3's; another workload's go beside them.
+    suffix = "" if args.workload == "noop" else f"_{args.workload}"
+    jobs_kind = "no-op jobs" if args.workload == "noop" else f"{args.workload} jobs"
 
     def save(runs: dict[Point, Runs] | None = None, complete: bool = False) -> None:
         if runs is not None:
             records[:] = curve_records(runs)
         payload = {"complete": complete, "meta": meta, "curves": records, "map_rss": rss}
-        (args.out_dir / "scale.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+        (args.out_dir / f"scale{suffix}.json").write_text(text)
 
     started = time.monotonic()
     points = curve_points(args, backends)
@@ -359,12 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = [f"`{meta['command']}`\n", f"{head}; CPU µs per job, median (min-max) over rounds"]
     parts += [f"note: {n}" for n in notes]
     if "workers" in args.parts:
-        sub = f"N={args.workers_jobs:,} no-op jobs, max_pending=1000\n{head}"
-        plot(records, "workers", args.out_dir / "scale_workers.png", sub)
+        sub = f"N={args.workers_jobs:,} {jobs_kind}, max_pending=1000\n{head}"
+        plot(records, "workers", args.out_dir / f"scale_workers{suffix}.png", sub)
         parts += [f"\n### Cost vs workers ({args.workers_jobs:,} jobs)\n", curve_table(records, "workers")]
     if "jobs" in args.parts:
-        sub = f"W={args.jobs_workers} workers, no-op jobs, max_pending=1000\n{head}"
-        plot(records, "jobs", args.out_dir / "scale_jobs.png", sub)
+        sub = f"W={args.jobs_workers} workers, {jobs_kind}, max_pending=1000\n{head}"
+        plot(records, "jobs", args.out_dir / f"scale_jobs{suffix}.png", sub)
         parts += [f"\n### Cost vs jobs ({args.jobs_workers} workers)\n", curve_table(records, "jobs")]
     if rss:
         title = "\n### Peak RSS of `map` (W=100, max_pending=1000, a fresh process per run)\n"

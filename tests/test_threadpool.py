@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import pytest
 
-from helpers import Boom, Unswallowable
+from helpers import Boom, Unswallowable, in_stack_of
 from workpool import JobCancelled, PeriodicCall, PoolClosed, PoolFull, PoolStats, ThreadPool, check_cancelled
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -402,15 +402,6 @@ def test_keyboard_interrupt_in_the_block_cancels_and_propagates() -> None:
     assert pool.stats.cancelled == 1
 
 
-def _in_stack_of(thread: threading.Thread, code: object) -> bool:
-    frame = sys._current_frames().get(thread.ident or -1)
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
-
-
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
 def test_ctrl_c_while_the_block_waits_for_its_jobs_cancels_them_and_leaves_no_thread() -> None:
     gate = Gate()
@@ -419,7 +410,7 @@ def test_ctrl_c_while_the_block_waits_for_its_jobs_cancels_them_and_leaves_no_th
 
     def press_ctrl_c() -> None:
         waiting = ThreadPool._wait_workers.__code__
-        wait_until(lambda: _in_stack_of(main, waiting), "the block waits for its job")
+        wait_until(lambda: in_stack_of(main, waiting), "the block waits for its job")
         signal.pthread_kill(main.ident or 0, signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c)

@@ -8,14 +8,13 @@ with a bound, never for a duration.  Nothing asserts how long anything took.
 from __future__ import annotations
 
 import contextvars
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from helpers import Boom
+from helpers import Boom, in_stack_of
 from workpool import JobCancelled, PeriodicCall, PoolClosed, ThreadPool, check_cancelled
 
 WAIT = 10.0
@@ -225,15 +224,6 @@ def test_every_refuses_bad_arguments_and_a_closed_pool() -> None:
         ThreadPool().every(1, print)
 
 
-def _in_stack_of(thread: threading.Thread, code: object) -> bool:
-    frame = sys._current_frames().get(thread.ident or -1)
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
-
-
 def test_every_from_another_thread_while_the_block_exits_does_not_break_the_exit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -250,7 +240,7 @@ def test_every_from_another_thread_while_the_block_exits_does_not_break_the_exit
 
     def release_once_the_exit_waits() -> None:
         waiting = ThreadPool._wait_workers.__code__
-        wait_until(lambda: _in_stack_of(me, waiting), "the block's exit waits for the threads")
+        wait_until(lambda: in_stack_of(me, waiting), "the block's exit waits for the threads")
         go.set()
 
     monkeypatch.setattr(threading.Thread, "start", start)

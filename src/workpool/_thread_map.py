@@ -73,22 +73,13 @@ def map_results(
     window: int,
     input_error: list[BaseException],
     deadline: float | None,
-) -> MapResults[T]:
-    """Iterate over the values of `pending` in order, refilling the window; cancel the rest when closed."""
-    return MapResults(_values(pool, fn, items, pending, window, input_error, deadline), pending)
-
-
-def _values(
-    pool: ThreadPool,
-    fn: Callable[..., T],
-    items: Iterator[tuple[Any, ...]],
-    pending: deque[Future[T]],
-    window: int,
-    input_error: list[BaseException],
-    deadline: float | None,
 ) -> Generator[T, None, None]:
-    # Dropped after a break, the generator is closed and its finally cancels
-    # the rest; a map dropped before its first value runs its first window.
+    """Yield the values of `pending` in order, refilling the window; cancel the rest when closed.
+
+    `ThreadPool.map` wraps it in a `MapResults`.  Dropped after a break, the
+    generator is closed and its finally cancels the rest; a map dropped
+    before its first value runs its first window.
+    """
     try:
         while pending:
             future = pending[0]

@@ -19,7 +19,7 @@ from typing_extensions import ParamSpec, Self, TypeVarTuple, Unpack
 
 from ._errors import PoolClosed, PoolFull
 from ._stats import PoolStats
-from ._thread_map import fill, map_results
+from ._thread_map import MapResults, fill, map_results
 from ._thread_periodic import PeriodicCall, run_ticker
 from ._thread_worker import Item, Running, run_worker, worker_of
 from ._threads import CancelFlag, check_sync_callable, in_event_loop_thread
@@ -471,7 +471,7 @@ class ThreadPool(Executor):
             for future in pending:
                 future.cancel()
             raise
-        return map_results(self, fn, items, pending, window, input_error, deadline)
+        return MapResults(map_results(self, fn, items, pending, window, input_error, deadline), pending)
 
     def every(
         self,

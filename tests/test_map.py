@@ -468,3 +468,48 @@ async def test_a_pool_closed_error_of_the_source_ends_the_map_with_it() -> None:
                 await results.__anext__()
             assert not pool._intake_scopes  # and the pool is still open
             assert await (await pool.submit(identity, 2)) == 2
+
+
+async def test_a_jobs_map_that_outlives_its_job_does_not_hold_up_the_exit() -> None:
+    # A job's own map reads on while the pool closes, but only while a job is
+    # left that could read it: this one's job kept the iterator and ended,
+    # and the map's feeder waits for room in a window nobody empties.
+    kept: list[MapIterator[int]] = []
+
+    async def parent(pool: Pool) -> None:
+        results = pool.map(identity, range(100))
+        assert await results.__anext__() == 0
+        kept.append(results)
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2, max_pending=0) as pool:
+            await pool.submit(parent, pool)
+    # What it had accepted it still yields; then it says the pool closed.
+    with pytest.raises(PoolClosed):
+        await _read_all(kept[0])
+
+
+async def _read_all(results: MapIterator[int]) -> None:
+    async for _ in results:
+        pass
+
+
+async def test_a_jobs_map_of_a_quiet_source_that_outlives_its_job_does_not_hold_up_the_exit() -> None:
+    # The same with a source that never delivers its next item: the feeder
+    # waits in the source, not for room.
+    kept: list[MapIterator[int]] = []
+
+    async def quiet() -> AsyncIterator[int]:
+        yield 0
+        await anyio.sleep_forever()
+        yield 1  # pragma: no cover
+
+    async def parent(pool: Pool) -> None:
+        results = pool.map(identity, quiet())
+        assert await results.__anext__() == 0
+        kept.append(results)
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            await pool.submit(parent, pool)
+    kept.clear()

@@ -171,6 +171,7 @@ class _MapState:
             if self.scope.cancelled_caught and not self.closed:
                 self.stopped_by_close = True
             pool._intake_scopes.discard(self.scope)
+            pool._job_map_scopes.discard(self.scope)
             pool._pass_room_on()  # a wake-up for room that it will not use
             pool._maybe_drained()  # it may have been the last thing close() waited for
             self.source_done = True
@@ -225,10 +226,10 @@ class _MapState:
         if not self.started:
             self.started = True
             assert pool._tg is not None
-            if not self.internal:
-                # close() stops the maps of the pool's callers; a job's own
-                # map keeps going, like its submits, so it can finish fanning out.
-                pool._intake_scopes.add(self.scope)
+            # close() stops the maps of the pool's callers; a job's own map
+            # reads on, like its submits, so the job can finish fanning out
+            # (until no job is left to read it: Pool._maybe_drained).
+            (pool._job_map_scopes if self.internal else pool._intake_scopes).add(self.scope)
             tg, name = pool._tg, f"{pool.name}-map-feeder"
             self.ctx.run(lambda: tg.start_soon(self.feed, name=name))
         assert pool._backend is not None
@@ -278,6 +279,7 @@ class _MapState:
         self.closed = True
         self.scope.cancel()
         self.pool._intake_scopes.discard(self.scope)
+        self.pool._job_map_scopes.discard(self.scope)
         for job in list(self.pending) + list(self.running):
             job.cancel()
         self.feeder_room.wake_all()

@@ -174,6 +174,9 @@ class Pool:
         self._worker_info: dict[object, WorkerInfo] = {}
         # Cancel scopes of map feeders and consume loops, cancelled on close.
         self._intake_scopes: set[anyio.CancelScope] = set()
+        # Those of maps that the pool's own jobs started: not stopped by
+        # close(), but once no job is left that could read them.
+        self._job_map_scopes: set[anyio.CancelScope] = set()
         self._failures: list[BaseException] = []
 
         self._workers = 0
@@ -866,6 +869,12 @@ class Pool:
         return not (self._workers or self._accepted or self._holding)
 
     def _maybe_drained(self) -> None:
+        if self._job_map_scopes and self._state != OPEN and not self._accepted:
+            # A job's map that outlived its job (the job kept the iterator
+            # somewhere): nobody will read it, and the exit must not wait
+            # for its feeder.
+            for scope in self._job_map_scopes:
+                scope.cancel()
         if not self._is_drained():
             return
         if self._drained is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any
 
 import anyio
 import pytest
 
 from helpers import no_leaks
-from workpool import AckingSource, Pool, Retry
+from workpool import AckingSource, Job, Pool, Retry
 
 pytestmark = pytest.mark.anyio
 
@@ -147,3 +149,50 @@ async def test_a_retried_job_is_acked_or_nacked_once_after_its_last_attempt() ->
     assert source.nacked == [(2, "down 2.3")]  # only the last failure counts
     assert [str(exc) for exc in failures] == ["down 2.3"]
     assert source.outstanding == []
+
+
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+class ContextRecordingSource(RecordingSource):
+    """Records the request id that each ack and nack sees."""
+
+    def __init__(self, items: list[int]) -> None:
+        super().__init__(items)
+        self.seen: list[tuple[str, int, str]] = []
+
+    async def ack(self, item: int, /) -> None:
+        self.seen.append(("ack", item, request_id.get()))
+
+    async def nack(self, item: int, error: Exception, /) -> None:
+        self.seen.append(("nack", item, request_id.get()))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"job_timeout": 60}, {"retry": Retry(attempts=2, backoff=0)}],
+    ids=["plain", "job_timeout", "retry"],
+)
+async def test_ack_and_nack_see_the_context_consume_was_called_in(options: dict[str, Any]) -> None:
+    # Both run as part of the job, whatever the pool's options: a pool with
+    # job_timeout or retry runs them apart from the job's attempts, and they
+    # saw the worker task's context instead.
+    source = ContextRecordingSource([1, 2])
+    names: list[str] = []
+
+    async def job(item: int) -> None:
+        if item == 2:
+            raise ValueError("bad")
+
+    def on_error(failed: Job[Any], exc: Exception) -> None:
+        names.append(repr(failed))
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, on_error=on_error, **options) as pool:
+            await (await pool.submit(job, 0))  # the worker starts before the variable is set
+            request_id.set("req-42")
+            await pool.consume(source, job)
+    assert source.seen == [("ack", 1, "req-42"), ("nack", 2, "req-42")]
+    # And the failed job is named after the function it ran, on every path.
+    [name] = names
+    assert "called_in.<locals>.job failed" in name

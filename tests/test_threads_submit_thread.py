@@ -1,8 +1,4 @@
-"""Pool.submit_thread: the method form of ``pool.submit(run_in_thread, fn, *args)``.
-
-The method is the pool owner's to add (issue 6); until it exists these tests
-are skipped, and they run as soon as it does.
-"""
+"""Pool.submit_thread: the method form of ``pool.submit(run_in_thread, fn, *args)``."""
 
 from __future__ import annotations
 
@@ -101,6 +97,23 @@ async def test_a_failing_thread_job_goes_to_on_error() -> None:
         async with Pool() as pool:
             await pool.submit_thread(broken)
     assert pool.stats.failed == 1
+
+
+async def test_a_thread_job_is_named_after_its_function_also_once_finished() -> None:
+    # A handle kept after the job ended (as on_error gets it) must still say
+    # which blocking call it was, not "run_in_thread".
+    def send_receipt() -> None:
+        raise Boom("smtp")
+
+    names: list[str] = []
+    with anyio.fail_after(10):
+        async with Pool(on_error=lambda job, exc: names.append(repr(job))) as pool:
+            job = await pool.submit_thread(send_receipt)
+            with pytest.raises(Boom):
+                await job
+    assert "send_receipt failed" in repr(job)
+    assert len(names) == 1
+    assert "send_receipt failed" in names[0]
 
 
 async def test_a_worker_started_by_submit_thread_is_created_by_the_callers_line() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from contextvars import copy_context
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
@@ -408,9 +409,11 @@ async def consume_source(
 
     if isinstance(source, AckingSource):
         acking: AckingSource[T] = source
+        # One partial for every item; the worker recognises it (_run_configured).
+        run = partial(run_and_ack, fn, acking)
 
         def admit(item: T) -> None:
-            outstanding.add(pool._enqueue(run_and_ack, (fn, acking, item), job_done, site))
+            outstanding.add(pool._enqueue(run, (item,), job_done, site))
     else:
 
         def admit(item: T) -> None:

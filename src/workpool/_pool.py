@@ -7,6 +7,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from contextvars import copy_context
+from functools import partial
 from types import FrameType, TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -551,7 +552,9 @@ class Pool:
             PoolClosed, RuntimeError: as for `submit`.
         """
         check_sync_callable(fn, "Pool.submit_thread")
-        job: Job[T] = await self._submit_at(run_in_thread, (fn, *args), _caller_site(), "submit_thread")
+        # A partial rather than (fn, *args): the job keeps its function's
+        # name (job_function) after its arguments are dropped.
+        job: Job[T] = await self._submit_at(partial(run_in_thread, fn), args, _caller_site(), "submit_thread")
         return job
 
     async def _submit_at(

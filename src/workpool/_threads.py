@@ -24,6 +24,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from typing_extensions import TypeVarTuple, Unpack
 
+from ._acking import run_and_ack
 from ._context import current_job
 from ._errors import JobCancelled
 
@@ -288,14 +289,16 @@ def job_function(fn: object, args: tuple[Any, ...] | None) -> object:
 
     Reports (`Job`'s repr, the stall warning, the task dump) name that
     function: every ``submit_thread(fn)`` job would otherwise be called
-    ``run_in_thread``.
+    ``run_in_thread``, and every job of ``consume`` from an `AckingSource`
+    ``run_and_ack``.  Those pass their function in a partial, so that it
+    is still known once the job has dropped its arguments.
     """
     inner = fn
     args = args or ()
     while isinstance(inner, functools.partial):
         args = (*inner.args, *args)
         inner = inner.func
-    if inner is run_in_thread and args:
+    if (inner is run_in_thread or inner is run_and_ack) and args:
         return args[0]
     return fn
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextvars import Context
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -319,7 +320,8 @@ async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseEx
     value is otherwise in ``info.runner.outcome``), or None.
     """
     try:
-        if job._fn is not run_and_ack:
+        wrapper: Callable[..., Any] = job._fn
+        if not (isinstance(wrapper, partial) and wrapper.func is run_and_ack):
             await _attempts(pool, job, info)
         else:
             # An item of an AckingSource (Pool.consume): the source hears the
@@ -327,18 +329,35 @@ async def _run_configured(pool: Pool, job: Job[Any], info: WorkerInfo) -> BaseEx
             # Acked or nacked per attempt, a retried item was nacked and then
             # acked again, and a timed-out one got neither and was leased
             # forever (tests/test_acking.py).
+            fn, source = wrapper.args
             assert job._args is not None
-            fn, source, item = job._args
-            job._fn, job._args = fn, (item,)
+            (item,) = job._args
+            job._fn = fn
             try:
                 await _attempts(pool, job, info)
             except Exception as error:
-                await source.nack(item, error)
+                await _as_part_of(pool, job, info, source.nack, (item, error))
                 raise
-            await source.ack(item)
+            await _as_part_of(pool, job, info, source.ack, (item,))
     except BaseException as exc:
         return exc
     return None
+
+
+async def _as_part_of(
+    pool: Pool, job: Job[Any], info: WorkerInfo, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]
+) -> None:
+    """Await ``fn(*args)`` as part of `job`: in its context, as ``run_and_ack`` does on the plain path.
+
+    It sees the job's contextvars and counts as the job's own code (its
+    submits skip the bound), but the job's timeout no longer applies.
+    """
+    job_fn, job_args = job._fn, job._args
+    job._fn, job._args = fn, args
+    try:
+        await _attempt(pool, job, info)
+    finally:
+        job._fn, job._args = job_fn, job_args
 
 
 async def _attempts(pool: Pool, job: Job[Any], info: WorkerInfo) -> None:

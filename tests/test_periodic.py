@@ -422,9 +422,11 @@ async def test_cancel_reaches_the_run_in_progress_while_the_pool_closes() -> Non
 async def test_no_run_starts_after_cancel_when_its_tick_came_in_the_same_step() -> None:
     # The schedule's task woken for a tick, and cancel() called before it
     # runs (here: by a task woken by the same deadline): the run of that tick
-    # must not start after cancel() returned.  On trio a woken task gets the
-    # cancellation only at its next checkpoint, and the two tasks run in
-    # either order, so 20 rounds set it up with near certainty.
+    # must not start after cancel() returned.  anyio delivers a cancellation
+    # to a task that is already woken only at its next checkpoint.  On
+    # asyncio this test's timer, set first, fires first, so every round sets
+    # it up (the test failed there without the fix); trio runs the two tasks
+    # in either order, and 20 rounds set it up with near certainty.
     for _ in range(20):
         with anyio.fail_after(100):
             async with no_leaks(), Pool() as pool:

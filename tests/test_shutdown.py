@@ -288,6 +288,7 @@ async def test_the_grace_of_shutdown_on_signals_applies_only_after_a_signal() ->
         (signal.SIGTERM, TypeError),
         ([signal.SIGTERM], TypeError),
         (("SIGTERM",), TypeError),
+        ((True,), TypeError),
         ((), ValueError),
     ],
 )

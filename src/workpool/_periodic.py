@@ -30,7 +30,7 @@ def _next_tick(first: float, interval: float, now: float) -> float:
     if now <= first:
         return first
     missed = (now - first) / interval
-    if missed == math.inf:  # an interval far below the clock's resolution
+    if math.isinf(missed):  # an interval far below the clock's resolution
         return now
     return first + math.ceil(missed) * interval
 

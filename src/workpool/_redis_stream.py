@@ -737,7 +737,7 @@ def _check_seconds(value: object, name: str, maximum: float) -> float:
     if not (math.isfinite(value) and value >= 0.001):
         raise ValueError(f"{name} must be at least 0.001 s and finite, got {value!r}")
     if value > maximum:
-        raise ValueError(f"{name} must be at most {maximum:.0f} s (365 days), got {value!r}")
+        raise ValueError(f"{name} must be at most {maximum:.0f} s ({maximum / 86400:g} days), got {value!r}")
     return float(value)
 
 

@@ -50,14 +50,7 @@ def shutdown_on_signals(
             `signals` is not a non-empty tuple of signals.
     """
     grace_seconds = None if grace is None else check_grace(grace, "grace")
-    given = cast(object, signals)  # checked as what a caller may pass, not as typed
-    if not isinstance(given, tuple) or not all(isinstance(s, int) for s in cast("tuple[object, ...]", given)):
-        raise TypeError(
-            f"shutdown_on_signals() expected a tuple of signals for signals=, got {signals!r}; "
-            "write signals=(signal.SIGTERM,) for a single one"
-        )
-    if not signals:
-        raise ValueError("shutdown_on_signals() needs at least one signal in signals=")
+    _check_signals(signals)
     if pool._tg is None or pool._state != OPEN:
         raise RuntimeError("shutdown_on_signals() needs an open pool: call it inside 'async with Pool(...)'")
     # The handlers are installed here, not in the listener task, so that a
@@ -81,6 +74,18 @@ def shutdown_on_signals(
             # get their usual handlers back.  After a first signal the
             # listener stays, so that a second one cancels the draining pool.
             listener.cancel()
+
+
+def _check_signals(signals: object) -> None:
+    if not isinstance(signals, tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) for s in cast("tuple[object, ...]", signals)
+    ):
+        raise TypeError(
+            f"shutdown_on_signals() expected a tuple of signals for signals=, got {signals!r}; "
+            "write signals=(signal.SIGTERM,) for a single one"
+        )
+    if not signals:
+        raise ValueError("shutdown_on_signals() needs at least one signal in signals=")
 
 
 async def _listen(

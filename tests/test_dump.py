@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -176,6 +178,50 @@ def test_the_tracker_records_creation_sites_only_while_installed(backend: str) -
     untracked = by_name(records, "untracked")
     assert (untracked.created_by, untracked.number, untracked.blocked_for) == (None, None, None)
     assert untracked.blocked_on == "anyio.sleep_forever"
+
+
+@backends
+def test_blocked_for_of_a_task_tracked_earlier_restarts_when_it_blocks_again(backend: str) -> None:
+    # After untrack_tasks, a task created while tracking keeps its record;
+    # its blocked_for must count from its latest suspension, not from the
+    # last one before untrack_tasks (trio reported 100 s here).
+    async def main() -> float | None:
+        first, second = anyio.Event(), anyio.Event()
+
+        async def waiter() -> None:
+            await first.wait()
+            await second.wait()
+
+        with anyio.fail_after(3600):
+            async with anyio.create_task_group() as tg:
+                track_tasks()
+                tg.start_soon(waiter, name="the-waiter")
+                await anyio.wait_all_tasks_blocked()
+                untrack_tasks()
+                await anyio.sleep(100)
+                first.set()
+                await anyio.wait_all_tasks_blocked()  # it ran a step and waits again
+                record = by_name(dump_tasks(), "the-waiter")
+                second.set()
+        return record.blocked_for
+
+    assert run(main, backend) == 0
+
+
+def test_the_asyncio_tracker_does_not_keep_the_loop_alive() -> None:
+    # The tracker is found through a weak mapping keyed by the loop; a
+    # strong reference from the tracker back to its loop kept every loop
+    # that was ever tracked (every asyncio test under --leaks) alive.
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        track_tasks()
+        untrack_tasks()
+
+    asyncio.run(main())
+    gc.collect()
+    assert loops[0]() is None
 
 
 def test_the_asyncio_tracker_keeps_a_task_factory_installed_before_it() -> None:

@@ -113,32 +113,37 @@ class _Tracker:
 class _AsyncioTracker(_Tracker):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self.loop = loop
+        # Weakly, and the factory below takes the loop it is called with:
+        # _trackers maps the loop to this tracker, and a strong reference
+        # back would keep every loop ever tracked alive.
+        self.loop_ref = weakref.ref(loop)
         self.previous: Any = None
         self.factory: Any = None
 
     def install(self) -> None:
-        previous = self.previous = self.loop.get_task_factory()
-        clock = self.loop.time
+        loop = self.loop_ref()
+        assert loop is not None  # installed from inside it
+        previous = self.previous = loop.get_task_factory()
         tracker = self
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
             if tracker.installed and not isinstance(coro, _Tracked):
                 # Frames: this factory, loop.create_task, then whoever asked.
-                info = TaskInfo(caller_site(sys._getframe(1)), clock())
-                coro = _Tracked(coro, info, clock)
+                info = TaskInfo(caller_site(sys._getframe(1)), loop.time())
+                coro = _Tracked(coro, info, loop.time)
             if previous is not None:
                 return previous(loop, coro, **kwargs)
             return asyncio.Task(coro, loop=loop, **kwargs)
 
         self.factory = factory
-        self.loop.set_task_factory(factory)
+        loop.set_task_factory(factory)
 
     def uninstall(self) -> None:
         # Another factory installed on top of ours keeps calling ours, which
         # then passes tasks through untouched (`installed` is False).
-        if self.loop.get_task_factory() is self.factory:
-            self.loop.set_task_factory(self.previous)
+        loop = self.loop_ref()
+        if loop is not None and loop.get_task_factory() is self.factory:
+            loop.set_task_factory(self.previous)
         self.factory = self.previous = None
 
     def info(self, task: object) -> TaskInfo | None:
@@ -157,19 +162,34 @@ class _TrioTracker(_Tracker):
     def install(self) -> None:
         import trio
 
+        if self.instrument is not None:  # still stamping the tasks of an earlier tracking
+            self.instrument.recording = True
+            return
         clock = trio.lowlevel.current_clock()
         infos = self.infos
+        tracker = self
 
         class Instrument(trio.abc.Instrument):
+            recording = True
+
             def task_spawned(self, task: trio.lowlevel.Task) -> None:
-                # Frames: this hook, trio's instrument dispatch and spawn
-                # machinery, then start_soon's caller.
-                infos[task] = TaskInfo(caller_site(sys._getframe(1)), clock.current_time())
+                if self.recording:
+                    # Frames: this hook, trio's instrument dispatch and spawn
+                    # machinery, then start_soon's caller.
+                    infos[task] = TaskInfo(caller_site(sys._getframe(1)), clock.current_time())
 
             def after_task_step(self, task: trio.lowlevel.Task) -> None:
                 info = infos.get(task)
                 if info is not None:
                     info.blocked_since = clock.current_time()
+
+            def task_exited(self, task: trio.lowlevel.Task) -> None:
+                infos.pop(task, None)
+                if not self.recording and not infos:
+                    # The last task tracked earlier has ended (trio calls
+                    # hooks on a copy of its list: removing is safe here).
+                    trio.lowlevel.remove_instrument(self)
+                    tracker.instrument = None
 
         self.instrument = Instrument()
         trio.lowlevel.add_instrument(self.instrument)
@@ -177,6 +197,12 @@ class _TrioTracker(_Tracker):
     def uninstall(self) -> None:
         import trio
 
+        if self.infos:
+            # Tasks created while tracking keep their records, and their
+            # blocked_for stays true, as on asyncio (whose tasks carry their
+            # stamps): the instrument stays until the last of them ends.
+            self.instrument.recording = False
+            return
         trio.lowlevel.remove_instrument(self.instrument)
         self.instrument = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -70,10 +71,12 @@ def names() -> Iterator[Names]:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Path:
+def app(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "handlers.py").write_text(HANDLERS)
     (tmp_path / "out").mkdir()
-    return tmp_path
+    yield tmp_path
+    # In-process tests import it: another test's handlers.py must not find it cached.
+    sys.modules.pop("handlers", None)
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ def admin() -> Iterator[redis.Redis]:
 class Worker:
     """A ``workpool worker`` process whose log goes to a file."""
 
-    def __init__(self, app: Path, names: Names, handler: str, *options: str) -> None:
+    def __init__(self, app: Path, names: Names, handler: str, *options: str, url: str = URL) -> None:
         self.log = app / f"worker-{time.monotonic_ns()}.log"
         env = {**os.environ, "WORKPOOL_TEST_OUT": str(app / "out")}
         with self.log.open("wb") as log:
@@ -99,7 +102,7 @@ class Worker:
                     "--app-dir",
                     str(app),
                     "--redis",
-                    URL,
+                    url,
                     "--stream",
                     names.stream,
                     "--group",
@@ -277,6 +280,37 @@ def test_a_second_signal_cancels_at_once(
     assert "SIGTERM again: cancelling the running jobs" in worker.output()
     assert "Traceback" not in worker.output()
     assert admin.xpending(names.stream, names.group)["pending"] == 1
+
+
+def test_a_signal_while_connecting_stops_the_worker(names: Names, app: Path, workers: list[Worker]) -> None:
+    # A Redis that accepts the connection and never answers (overloaded, or
+    # cut off by a partition) holds the worker in its start-up.  A SIGTERM
+    # must stop it there (exit 0), not wait for Redis or need a SIGKILL.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(20)
+        port = server.getsockname()[1]
+        worker = Worker(app, names, "record", url=f"redis://127.0.0.1:{port}/0")
+        workers.append(worker)
+        connection, _ = server.accept()  # connecting now, its signal handlers installed
+        with connection:
+            worker.signal(signal.SIGTERM)
+            assert worker.wait(15) == 0, worker.output()
+    assert "SIGTERM while starting: stopping" in worker.output()
+    assert "Traceback" not in worker.output()
+
+
+def test_an_option_the_pool_refuses_is_a_usage_error_found_before_connecting(
+    app: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # argparse takes --job-timeout 0 (it is a number of seconds), Pool does
+    # not: exit 2, and without connecting (nothing answers on port 1).
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    argv = ["worker", "handlers:record", "--app-dir", str(app), "--redis", "redis://127.0.0.1:1/0"]
+    code = main([*argv, "--stream", "s", "--group", "g", "--job-timeout", "0"])
+    assert code == 2
+    assert "job_timeout" in capsys.readouterr().err
 
 
 def test_enqueue_stops_at_the_first_line_that_is_not_json(names: Names, admin: redis.Redis) -> None:

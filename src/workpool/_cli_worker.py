@@ -147,11 +147,20 @@ def run_worker(args: argparse.Namespace) -> int:
             claim_idle=args.claim_idle,
             dead_letter=args.dead_letter,
         )
+        # Made here, not once connected: an option the pool refuses is a
+        # usage error, found before anything touches Redis.
+        pool = Pool(
+            max_workers=args.workers,
+            max_pending=args.pending,
+            on_error=_log_failure,
+            job_timeout=args.job_timeout,
+            name="workpool-worker",
+        )
     except (ModuleNotFoundError, ValueError, TypeError) as error:
         print(f"workpool worker: {error}", file=sys.stderr)
         return 2
     try:
-        return anyio.run(_serve, args, source, handler, backend="asyncio")
+        return anyio.run(_serve, args, source, pool, handler, backend="asyncio")
     except KeyboardInterrupt:  # before the signal handlers were installed
         return 128 + signal.SIGINT
     except Exception as error:
@@ -159,47 +168,59 @@ def run_worker(args: argparse.Namespace) -> int:
         return 1
 
 
+def _log_failure(job: Job[Any], error: Exception) -> None:
+    logger.error("a job failed: %s", error, exc_info=error)
+
+
 @attrs.define
 class _Shutdown:
+    # Cancelled by a signal that arrives while the worker starts (connects
+    # to Redis, which may hang): there is nothing to drain yet.
+    starting: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
+    serving: bool = False
     draining: bool = False
     exit_code: int = 0
 
 
-async def _serve(args: argparse.Namespace, source: RedisStream[Any], handler: Handler) -> int:
+async def _serve(args: argparse.Namespace, source: RedisStream[Any], pool: Pool, handler: Handler) -> int:
     shutdown = _Shutdown()
-
-    def log_failure(job: Job[Any], error: Exception) -> None:
-        logger.error("a job failed: %s", error, exc_info=error)
-
-    # Installed before connecting, so that a signal during start-up drains
-    # (the pool starts closed) instead of killing the process.
+    # The handlers are installed, and watched, before connecting: a signal
+    # during start-up stops the worker instead of killing the process or
+    # waiting for a Redis that does not answer.
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with (
-            source,
-            Pool(
-                max_workers=args.workers,
-                max_pending=args.pending,
-                on_error=log_failure,
-                job_timeout=args.job_timeout,
-                name="workpool-worker",
-            ) as pool,
-            anyio.create_task_group() as tg,
-        ):
+        async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, signals, pool, args.grace, shutdown, tg)
-            if args.stats_interval > 0:
-                tg.start_soon(_log_stats_every, args.stats_interval, pool, source)
-            logger.info(
-                "worker ready: consumer %r of group %r on stream %r, %d workers; handler %s",
-                source.consumer,
-                source.group,
-                source.stream,
-                args.workers,
-                args.handler,
-            )
-            await pool.consume(source, handler)
+            with shutdown.starting:
+                await _consume(args, source, pool, handler, shutdown, tg)
             tg.cancel_scope.cancel()
+    if not shutdown.serving:
+        logger.info("worker stopped while starting")
+        return shutdown.exit_code
     logger.info("worker stopped: %s", _describe_stats(pool, source))
     return shutdown.exit_code
+
+
+async def _consume(
+    args: argparse.Namespace,
+    source: RedisStream[Any],
+    pool: Pool,
+    handler: Handler,
+    shutdown: _Shutdown,
+    tg: TaskGroup,
+) -> None:
+    async with source, pool:
+        shutdown.serving = True
+        if args.stats_interval > 0:
+            tg.start_soon(_log_stats_every, args.stats_interval, pool, source)
+        logger.info(
+            "worker ready: consumer %r of group %r on stream %r, %d workers; handler %s",
+            source.consumer,
+            source.group,
+            source.stream,
+            args.workers,
+            args.handler,
+        )
+        await pool.consume(source, handler)
 
 
 async def _watch_signals(signals: Any, pool: Pool, grace: float, shutdown: _Shutdown, tg: TaskGroup) -> None:
@@ -207,6 +228,10 @@ async def _watch_signals(signals: Any, pool: Pool, grace: float, shutdown: _Shut
         name = signal.Signals(signum).name
         if not shutdown.draining:
             shutdown.draining = True
+            if not shutdown.serving:
+                logger.info("%s while starting: stopping", name)
+                shutdown.starting.cancel()
+                continue
             logger.info(
                 "%s: draining; running jobs have %g s to finish (send it again to cancel them)", name, grace
             )
@@ -215,6 +240,10 @@ async def _watch_signals(signals: Any, pool: Pool, grace: float, shutdown: _Shut
             logger.warning("%s again: cancelling the running jobs", name)
             shutdown.exit_code = 128 + signum
             pool.cancel()
+            # Not once serving: the stream must still hand the cancelled
+            # jobs' messages back to the group as it closes.
+            if not shutdown.serving:
+                shutdown.starting.cancel()
             return
 
 

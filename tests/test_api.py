@@ -10,6 +10,7 @@ import __future__
 import ast
 import inspect
 import pathlib
+import re
 
 import pytest
 
@@ -155,3 +156,11 @@ def test_exception_hierarchy() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(workpool.__version__, str)
+
+
+def test_the_readme_shows_pool_stats_as_they_print() -> None:
+    # The README's stats example is a repr: it must still be one, field for field.
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (shown,) = re.findall(r"^# (PoolStats\(.*\))$", readme, re.MULTILINE)
+    fields = {name: int(value) for name, value in re.findall(r"(\w+)=(\d+)", shown)}
+    assert repr(workpool.PoolStats(**fields)) == shown

@@ -324,6 +324,17 @@ def test_enqueue_stops_at_the_first_line_that_is_not_json(names: Names, admin: r
     ]
 
 
+def test_enqueue_stops_at_a_json_line_it_cannot_send(names: Names, admin: redis.Redis) -> None:
+    # JSON with a lone surrogate parses, but cannot be encoded as UTF-8: it
+    # stops the run like a line that is not JSON, and the lines before it
+    # (in the same batch too) are added.
+    result = enqueue(names, '{"a": 1}\n"\\ud800"\n{"b": 3}\n')
+    assert result.returncode == 1, result.stderr
+    assert "line 2 is JSON that cannot be sent" in result.stderr
+    assert "after adding 1 jobs" in result.stderr
+    assert [fields for _, fields in admin.xrange(names.stream)] == [{"payload": '{"a":1}'}]
+
+
 def test_enqueue_trims_to_maxlen(names: Names, admin: redis.Redis) -> None:
     result = enqueue(names, "1\n" * 2000, "--maxlen", "100")
     assert result.returncode == 0, result.stderr

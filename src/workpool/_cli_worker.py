@@ -31,7 +31,7 @@ from ._cli_args import positive_int as _positive_int
 from ._cli_args import seconds as _seconds
 from ._job import Job
 from ._pool import Pool
-from ._redis_producer import RedisProducer
+from ._redis_producer import JSON, RedisProducer
 from ._redis_stream import RedisStream
 from ._validate import check_async_callable
 
@@ -364,10 +364,18 @@ async def _enqueue_lines(producer: RedisProducer[Any], stdin: IO[bytes], batch: 
                 if not line.strip():
                     continue
                 try:
-                    payloads.append(json.loads(line))
+                    payload = json.loads(line)
                 except ValueError as error:
                     bad = f"line {line_number} is not JSON ({error})"
                     break
+                try:
+                    # What enqueue_many will do: a line it cannot encode (a
+                    # lone surrogate, say) would fail the whole batch with it.
+                    JSON.encode(payload)
+                except ValueError as error:
+                    bad = f"line {line_number} is JSON that cannot be sent ({error})"
+                    break
+                payloads.append(payload)
             sent += len(await producer.enqueue_many(payloads))
             if bad is not None:
                 print(

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import live_tasks, no_leaks, noop
 from virtual_clock import virtual_time
-from workpool import Pool
+from workpool import Pool, Retry
 
 pytestmark = pytest.mark.anyio
 
@@ -128,6 +128,30 @@ async def test_a_job_waiting_for_its_rate_limit_slot_has_not_stalled(
         async with no_leaks(), Pool(max_workers=2, max_per_second=0.1, stall_after=5) as pool:
             await pool.submit(noop)
             await pool.submit(noop)
+    assert [r.getMessage() for r in stall_records(caplog)] == []
+    assert pool.stats.stalled == 0
+
+
+@virtual_time()
+async def test_a_job_waiting_out_its_retry_backoff_has_not_stalled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Like a wait for a rate slot: the backoff is the pool's wait, not the
+    # job running, and each attempt's running time starts afresh.
+    caplog.set_level(logging.WARNING, logger="workpool")
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        await anyio.sleep(1)
+        if attempts == 1:
+            raise ConnectionError("first try")
+
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(retry=Retry(attempts=2, backoff=60), stall_after=5) as pool:
+            await pool.submit(flaky)
+    assert attempts == 2
     assert [r.getMessage() for r in stall_records(caplog)] == []
     assert pool.stats.stalled == 0
 

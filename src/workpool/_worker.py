@@ -392,7 +392,12 @@ async def _attempts(pool: Pool, job: Job[Any], info: WorkerInfo) -> None:
             # a job that suspends does.  (Waiting for a start slot does
             # not count: other workers would wait for the rate too.)
             _ramp_up_if_fresh(pool, info)
+            # Like the wait for a start slot, the backoff is not running
+            # time: the stall watchdog must not count it, and the next
+            # attempt's time starts afresh.
+            info.started_at = None
             await anyio.sleep(retry.delay(attempt))
+            info.started_at = pool._clock()
 
 
 async def _attempt(pool: Pool, job: Job[Any], info: WorkerInfo) -> None:

@@ -510,6 +510,7 @@ class Pool:
                 while waiting for room.
             RuntimeError: the pool was not opened with ``async with``.
         """
+        # _submit_at is a copy of what follows, for submit_thread: change both.
         if self._last_fn() is not fn:
             check_async_callable(fn, "Pool.submit")
             self._remember_fn(fn)

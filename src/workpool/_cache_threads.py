@@ -133,8 +133,10 @@ def idle_cached_threads(threads: set[threading.Thread], loop: object | None) -> 
     """Those of `threads` that idle in a cache, leaving out anyio's threads of a loop other than `loop`.
 
     A thread of another loop may take up that loop's work at any time; one
-    of `loop` (or of trio's cache, which every trio run shares) works only
-    for the code that runs there.
+    of `loop` works only for the code that runs there.  trio's cache is
+    shared by every trio run of the process, so one of its threads that
+    another run takes up is counted too (a known false report, in
+    docs/leaks.md).
     """
     frames = sys._current_frames()
     idle: set[threading.Thread] = set()

@@ -373,10 +373,12 @@ class Pool:
         self._close_intake()
         with anyio.move_on_after(grace):
             await self._wait_drained()
-        forced = not self._is_drained()
+        # Forced only if jobs are left: workers still on their way out (a
+        # short grace may end before an idle one has run) are only waited for.
+        forced = bool(self._accepted or self._holding)
         if forced:
             self._cancel_jobs()
-            await self._wait_drained()
+        await self._wait_drained()
         return ShutdownReport(
             finished=self._completed + self._failed - finished_before,
             cancelled=self._cancelled - cancelled_before,

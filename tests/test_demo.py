@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 
@@ -46,6 +47,44 @@ def test_demo_shows_the_leak_and_none_with_workpool(backend: str) -> None:
     # 10 workers blocked on the queue, one lease renewer for each of the 10 requests.
     assert int(ad_hoc_left) == 20
     assert f"cancelling {ad_hoc_left} leaked tasks so the demo can exit" in out
+    assert "0 tasks left on the ad hoc loop" in out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("backend", "phase"),
+    [("asyncio", "[1/2]"), ("asyncio", "[2/2]"), ("trio", "[2/2]")],
+)
+def test_ctrl_c_stops_the_demo_quietly_and_leaves_nothing(backend: str, phase: str) -> None:
+    # Ctrl-C in either half: no traceback (trio raised a BaseExceptionGroup
+    # and exited 1), exit 128 + SIGINT as the worker command does, and what
+    # the ad hoc half started is still cancelled in plain sight.
+    if backend == "trio":
+        pytest.importorskip("trio")
+    command = [sys.executable, "-m", "workpool", "demo", "--jobs", "4000", "--workers", "20"]
+    process = subprocess.Popen(
+        [*command, "--backend", backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job starts with SIGINT ignored: Ctrl-C's default here.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stdout is not None
+        seen: list[str] = []
+        for line in process.stdout:  # until a progress line of that half
+            seen.append(line)
+            if any(s.startswith(phase) for s in seen) and "jobs done=" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    out = "".join(seen) + out
+    assert "Traceback" not in err, err[-2000:]
+    assert process.returncode == 128 + signal.SIGINT, (out[-2000:], err[-2000:])
+    assert "interrupted" in out
     assert "0 tasks left on the ad hoc loop" in out
 
 

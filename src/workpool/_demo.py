@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TextIO
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # a dependency of anyio there
+
 import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._groups import without
 from ._pool import Pool
 from ._stats import PoolStats
 
@@ -384,7 +389,10 @@ async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
 def run_demo(
     *, jobs: int = 2000, workers: int = 50, backend: DemoBackend = "asyncio", out: TextIO | None = None
 ) -> int:
-    """Run both versions of the service, print what each left behind, and return the exit code (0).
+    """Run both versions of the service, print what each left behind, and return the exit code.
+
+    The exit code is 0, or 130 (128 + SIGINT) if Ctrl-C stopped it: what it
+    had started is cancelled and nothing is left behind.
 
     The ad hoc version always runs on asyncio (``asyncio.create_task`` is the
     point); the workpool version runs on `backend`.  Output goes to `out`
@@ -422,6 +430,7 @@ def run_demo(
     # (asyncio.run would cancel them quietly) until they are cancelled in
     # plain sight at the end.
     loop = asyncio.new_event_loop()
+    interrupted = False
     try:
         print(
             "\n[1/2] ad hoc: asyncio.create_task() workers on an asyncio.Queue, "
@@ -441,12 +450,31 @@ def run_demo(
 
         print("\nsummary", file=stream)
         _print_table(ad_hoc, pooled, backend, stream)
+    except BaseException as exc:
+        if not _is_ctrl_c(exc):
+            raise
+        interrupted = True
+        print("\ninterrupted", file=stream, flush=True)
     finally:
         leaked = asyncio.all_tasks(loop)
         if leaked:
-            print(f"\ncancelling {len(leaked)} leaked tasks so the demo can exit", file=stream, flush=True)
+            # Interrupted, its tasks include the ad hoc run's own: not all leaks.
+            what = "unfinished" if interrupted else "leaked"
+            print(f"\ncancelling {len(leaked)} {what} tasks so the demo can exit", file=stream, flush=True)
             loop.run_until_complete(_cancel(leaked))
             print(f"{len(asyncio.all_tasks(loop))} tasks left on the ad hoc loop", file=stream, flush=True)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    return 0
+    return 128 + signal.SIGINT if interrupted else 0
+
+
+def _is_ctrl_c(exc: BaseException) -> bool:
+    """Whether `exc` is Ctrl-C: a KeyboardInterrupt, alone or in a group (trio raises it from a nursery)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    whole: BaseException = exc  # before isinstance() narrows it, for pyright strict
+    return isinstance(exc, BaseExceptionGroup) and without(whole, _is_keyboard_interrupt) is None
+
+
+def _is_keyboard_interrupt(exc: BaseException) -> bool:
+    return isinstance(exc, KeyboardInterrupt)

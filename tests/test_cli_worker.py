@@ -335,6 +335,15 @@ def test_enqueue_stops_at_a_json_line_it_cannot_send(names: Names, admin: redis.
     assert [fields for _, fields in admin.xrange(names.stream)] == [{"payload": '{"a":1}'}]
 
 
+def test_enqueue_stops_at_a_line_nested_too_deep(names: Names, admin: redis.Redis) -> None:
+    # json.loads raises RecursionError, not ValueError, for it.
+    result = enqueue(names, '{"a": 1}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"b": 3}\n')
+    assert result.returncode == 1, result.stderr
+    assert "line 2 is not JSON" in result.stderr
+    assert "after adding 1 jobs" in result.stderr
+    assert [fields for _, fields in admin.xrange(names.stream)] == [{"payload": '{"a":1}'}]
+
+
 def test_enqueue_trims_to_maxlen(names: Names, admin: redis.Redis) -> None:
     result = enqueue(names, "1\n" * 2000, "--maxlen", "100")
     assert result.returncode == 0, result.stderr

@@ -365,14 +365,14 @@ async def _enqueue_lines(producer: RedisProducer[Any], stdin: IO[bytes], batch: 
                     continue
                 try:
                     payload = json.loads(line)
-                except ValueError as error:
+                except (ValueError, RecursionError) as error:  # nested too deep: RecursionError
                     bad = f"line {line_number} is not JSON ({error})"
                     break
                 try:
                     # What enqueue_many will do: a line it cannot encode (a
                     # lone surrogate, say) would fail the whole batch with it.
                     JSON.encode(payload)
-                except ValueError as error:
+                except (ValueError, RecursionError) as error:
                     bad = f"line {line_number} is JSON that cannot be sent ({error})"
                     break
                 payloads.append(payload)

@@ -8,8 +8,10 @@ for other tasks the event loop keeps none, so `track_tasks` records it:
 * on trio, an instrument does the same from ``task_spawned`` and
   ``after_task_step``.
 
-Either costs a few hundred nanoseconds per task step while installed, and
-nothing once uninstalled; the pool's own hot path never pays for it.
+Either costs a few hundred nanoseconds per task step while installed.
+Once uninstalled, the tasks created meanwhile keep their stamps up to date
+until they end (on trio, the instrument stays until then), and no other task
+pays; the pool's own hot path never pays for it.
 """
 
 from __future__ import annotations
@@ -188,14 +190,12 @@ class _TrioTracker(_Tracker):
                 if not self.recording and not infos:
                     # The last task tracked earlier has ended (trio calls
                     # hooks on a copy of its list: removing is safe here).
-                    trio.lowlevel.remove_instrument(self)
-                    tracker.instrument = None
+                    tracker.remove_instrument()
 
         self.instrument = Instrument()
         trio.lowlevel.add_instrument(self.instrument)
 
     def uninstall(self) -> None:
-        import trio
 
         if self.infos:
             # Tasks created while tracking keep their records, and their
@@ -203,7 +203,15 @@ class _TrioTracker(_Tracker):
             # stamps): the instrument stays until the last of them ends.
             self.instrument.recording = False
             return
-        trio.lowlevel.remove_instrument(self.instrument)
+        self.remove_instrument()
+
+    def remove_instrument(self) -> None:
+        import trio
+
+        try:
+            trio.lowlevel.remove_instrument(self.instrument)
+        except KeyError:
+            pass  # trio dropped it already: one of its hooks raised
         self.instrument = None
 
     def info(self, task: object) -> TaskInfo | None:

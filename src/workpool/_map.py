@@ -9,7 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import anyio
-from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint
+from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 from typing_extensions import Self
 
@@ -234,7 +234,13 @@ class _MapState:
             tg, name = pool._tg, f"{pool.name}-map-feeder"
             self.ctx.run(lambda: tg.start_soon(self.feed, name=name))
         assert pool._backend is not None
-        if pool._backend.cancel_pending():
+        if self.yields >= _YIELD_EVERY:
+            # Results that are always ready would let a consumer loop forever
+            # without giving the event loop a turn.  Taken before a value is:
+            # a cancellation here must not lose one.
+            self.yields = 0
+            await checkpoint()
+        elif pool._backend.cancel_pending():
             await pool._backend.checkpoint_if_cancelled()
         while True:
             if self.ordered:
@@ -264,14 +270,7 @@ class _MapState:
         if job._state != SUCCEEDED:
             self.close()  # a failed or cancelled job ends the map
             return job.result()  # raises
-        # Results that are always ready would let a consumer loop forever
-        # without giving the event loop a turn.
         self.yields += 1
-        if self.yields >= _YIELD_EVERY:
-            self.yields = 0
-            # Shielded: the value is taken from the map already, and a
-            # cancellation here would lose it.
-            await cancel_shielded_checkpoint()
         return job._outcome
 
     def close(self) -> None:

@@ -11,7 +11,8 @@ Three measurements (issue #3, "scale"):
   through ``await pool.submit(job)`` on
   ``Pool(max_workers=W, max_pending=1000)`` for each W, beside the reference at
   the same W: raw asyncio workers on an ``asyncio.Queue`` on asyncio, the anyio
-  memory-stream ``*_nowait`` pattern on trio (run.py's two denominators).
+  memory-stream ``*_nowait`` pattern on trio (run.py's two denominators), and
+  that pattern with workpool's bound, a stream of 1000 (``anyio-nowait-1000``).
 - jobs: the same at W=100 for each N.
 - rss: ``async for _ in pool.map(fn, range(N))`` in a fresh subprocess per run,
   so each run's peak RSS is its own; ordered and unordered.
@@ -47,6 +48,9 @@ from workpool import Pool
 HERE = Path(__file__).resolve().parent
 WORKPOOL = "workpool-submit-bounded"
 REFERENCES: dict[Backend, str] = {"asyncio": REFERENCE, "trio": NOWAIT}
+# The hand-written pattern with workpool's bound (a stream of 1000), beside
+# the references, which queue without a bound: what the bound itself costs.
+BOUNDED = "anyio-nowait-1000"
 IMPLS = {impl.name: impl for impl in IMPLEMENTATIONS}
 ITEM_JOB = WORKLOADS["noop"]["anyio"][1]  # of the map RSS runs
 CHILD = "_map-rss"  # hidden subcommand: one map run in this (fresh) process
@@ -111,7 +115,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def curve_points(args: argparse.Namespace, backends: list[Backend]) -> list[Point]:
     points: list[Point] = []
     for backend in backends:
-        for impl in (WORKPOOL, REFERENCES[backend]):
+        for impl in (WORKPOOL, REFERENCES[backend], BOUNDED):
             if "workers" in args.parts:
                 points += [Point("workers", backend, impl, w, args.workers_jobs) for w in args.workers_list]
             if "jobs" in args.parts:
@@ -184,7 +188,8 @@ def curve_table(records: list[dict[str, Any]], curve: str) -> str:
     head.append("max/min of medians")
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for backend in dict.fromkeys(r["backend"] for r in mine):
-        rows = [(f"{impl} µs/job", impl, "cpu_us_per_job") for impl in (WORKPOOL, REFERENCES[backend])]
+        impls = (WORKPOOL, REFERENCES[backend], BOUNDED)
+        rows = [(f"{impl} µs/job", impl, "cpu_us_per_job") for impl in impls]
         rows.append(("workpool x reference", WORKPOOL, "ratio_to_reference"))
         for label, impl, key in rows:
             stats = [r[key] for r in mine if r["backend"] == backend and r["impl"] == impl]
@@ -285,6 +290,7 @@ def plot(records: list[dict[str, Any]], curve: str, path: Path, subtitle: str) -
         for impl, key, ax, style in [
             (WORKPOOL, "cpu_us_per_job", top, "-"),
             (REFERENCES[backend], "cpu_us_per_job", top, "--"),
+            (BOUNDED, "cpu_us_per_job", top, ":"),
             (WORKPOOL, "ratio_to_reference", bottom, "-"),
         ]:
             rows = [r for r in mine if r["backend"] == backend and r["impl"] == impl and r.get(key)]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
+import os
 import re
+import select
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -222,6 +226,54 @@ def test_the_asyncio_tracker_does_not_keep_the_loop_alive() -> None:
     asyncio.run(main())
     gc.collect()
     assert loops[0]() is None
+
+
+@backends
+def test_the_running_task_has_no_blocked_for(backend: str) -> None:
+    # blocked_for is "seconds it has waited so far": the task taking the dump
+    # is not waiting (it had the time since its last suspension).
+    async def main() -> list[TaskRecord]:
+        found: list[TaskRecord] = []
+
+        async def child() -> None:
+            await anyio.sleep(5)
+            found.extend(r for r in dump_tasks() if r.running)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                track_tasks()
+                tg.start_soon(child)
+                untrack_tasks()
+        return found
+
+    [me] = run(main, backend)
+    assert (me.blocked_on, me.blocked_for) == ("", None)
+
+
+async def test_a_thread_running_a_partial_of_a_builtin_is_blocked_in_the_builtins_module() -> None:
+    read_fd, write_fd = os.pipe()
+    direct = threading.Thread(target=select.select, args=([read_fd], [], []), name="direct")
+    wrapped = threading.Thread(target=functools.partial(select.select, [read_fd], [], []), name="partial")
+
+    def in_select(thread: threading.Thread) -> bool:
+        frame = sys._current_frames().get(thread.ident or -1)
+        return frame is not None and frame.f_code.co_name == "run"  # Thread.run called the builtin
+
+    try:
+        direct.start()
+        wrapped.start()
+        with anyio.fail_after(10):  # polled: the threads reach select() on their own
+            while not (in_select(direct) and in_select(wrapped)):
+                await anyio.sleep(0.001)
+        records = {r.name: r for r in dump_tasks(threads=[direct, wrapped]) if r.kind == "thread"}
+    finally:
+        os.write(write_fd, b"x")
+        direct.join(10)
+        wrapped.join(10)
+        os.close(read_fd)
+        os.close(write_fd)
+    assert records["direct"].blocked_on == "select.select"
+    assert records["partial"].blocked_on == "select.select"  # was functools.select
 
 
 def test_the_asyncio_tracker_keeps_a_task_factory_installed_before_it() -> None:

@@ -6,6 +6,7 @@ import logging
 import math
 import sys
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -154,6 +155,38 @@ async def test_a_job_waiting_out_its_retry_backoff_has_not_stalled(
     assert attempts == 2
     assert [r.getMessage() for r in stall_records(caplog)] == []
     assert pool.stats.stalled == 0
+
+
+async def ticks() -> AsyncIterator[int]:
+    while True:
+        await anyio.sleep(100)  # <- suspended here
+        yield 1
+
+
+async def iterating_ticks() -> None:
+    async for _ in ticks():
+        pass
+
+
+@virtual_time()
+async def test_the_stall_warning_shows_the_frames_inside_an_async_generator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "Where it is suspended, innermost frame first": below an `async for`,
+    # the walk stopped at the generator's asend object and showed the job's
+    # own frame alone.
+    caplog.set_level(logging.WARNING, logger="workpool")
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(stall_after=2, name="svc") as pool:
+            await pool.submit(iterating_ticks)
+            await anyio.sleep(3)
+            assert pool.stats.stalled == 1
+            pool.cancel()
+    [record] = stall_records(caplog)
+    lines = record.getMessage().splitlines()
+    sleep_line = ticks.__code__.co_firstlineno + 2
+    assert f"  {__file__}:{sleep_line} in ticks" in lines, lines
+    assert lines[-2].endswith(" in iterating_ticks")
 
 
 async def test_the_watchdog_is_a_task_of_the_pool_that_does_not_outlive_it() -> None:

@@ -88,8 +88,11 @@ class LoopView:
             frames = running_frames(coro)
         tracked = _tracker.tracked_info(self.key, task)
         created: tuple[CodeType, int] | None = tracked.site if tracked is not None else None
+        # The running task is not waiting: it has no blocked_for.
         blocked_for = (
-            now - tracked.blocked_since if tracked is not None and tracked.blocked_since is not None else None
+            now - tracked.blocked_since
+            if not running and tracked is not None and tracked.blocked_since is not None
+            else None
         )
         pool = job = job_site = job_running_for = None
         state = "" if running else blocked_on(frames, leaf if leaf is not None else awaited)
@@ -174,7 +177,8 @@ def thread_records(threads: Iterable[threading.Thread] | None = None) -> list[Ta
             # The thread runs a builtin (time.sleep) or library function
             # directly: its target says more than threading's own frames.
             state = _function_name(target)
-            module = getattr(target, "__module__", None)
+            # A partial's module is functools': the module is its function's.
+            module = getattr(getattr(target, "func", target), "__module__", None)
             if module and "." not in state:
                 state = f"{module.partition('.')[0]}.{state}"
         records.append(

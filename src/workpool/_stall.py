@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import weakref
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._frames import coroutine_frames
 from ._job import site_line
 
 if TYPE_CHECKING:
@@ -28,24 +28,14 @@ def format_site(site: Site | None) -> str:
     return f"{code.co_name} at {code.co_filename}:{line}"
 
 
-def _frames(coro: Any) -> list[FrameType]:
-    """The frames of a suspended coroutine and of everything it awaits, outermost first."""
-    frames: list[FrameType] = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            frames.append(frame)
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return frames
-
-
 def describe_job(job: Job[Any], info: WorkerInfo, worker: str, now: float) -> str:
     """A task-dump entry for a running job: where it is, for how long, who submitted it."""
     started = info.started_at if info.started_at is not None else now
     lines = [f'task "{worker}" [running {job!r}, {now - started:.1f} s]:']
-    for frame in reversed(_frames(info.runner.job_coroutine)):
-        code = frame.f_code
-        lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+    # The task dump's walk, which also goes into async generators (async for).
+    frames, _ = coroutine_frames(info.runner.job_coroutine)
+    for code, line, _module in reversed(frames):
+        lines.append(f"  {code.co_filename}:{line} in {code.co_name}")
     lines.append(f"submitted by {format_site(job._site)}")
     return "\n".join(lines)
 

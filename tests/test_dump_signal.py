@@ -147,6 +147,20 @@ async def test_leaving_the_block_restores_the_previous_handler() -> None:
         signal.signal(signal.SIGUSR2, previous)
 
 
+async def test_two_dumps_closed_in_the_order_they_were_made_leave_no_handler_of_theirs() -> None:
+    # The second put back the first's handler, which nobody would close again:
+    # the signal kept printing dumps instead of doing what it did before.
+    before = signal.getsignal(signal.SIGUSR2)
+    try:
+        first = dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False)
+        second = dump_on_signal(signal.SIGUSR2, file=io.StringIO(), threads=False)
+        first.close()
+        second.close()
+        assert signal.getsignal(signal.SIGUSR2) == before
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
 def test_installing_needs_a_running_event_loop() -> None:
     with pytest.raises(RuntimeError, match="no asyncio event loop or trio run"):
         dump_on_signal(signal.SIGUSR2)

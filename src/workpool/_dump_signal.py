@@ -30,6 +30,7 @@ class _SignalDump(AbstractContextManager[None]):
         # main thread, inside or outside the event loop's own code: the view
         # needs no running loop once made.
         self._view = LoopView()
+        self._closed = False
         self._previous: Any = signal.signal(signum, self._handle)
         try:
             self._wakeup = _LoopWakeup.install(self._view.key) if self._view.kind == "asyncio" else None
@@ -56,8 +57,9 @@ class _SignalDump(AbstractContextManager[None]):
 
     def close(self) -> None:
         """Restore the handler that was there before (if ours is still installed)."""
+        self._closed = True
         if signal.getsignal(self._signum) == self._handle:
-            signal.signal(self._signum, self._previous)
+            signal.signal(self._signum, _unwound(self._previous))
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
@@ -66,6 +68,17 @@ class _SignalDump(AbstractContextManager[None]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _unwound(handler: Any) -> Any:
+    """`handler`, or, if it is a closed dump's, the first handler below it that is not.
+
+    Two dumps of one signal closed in the order they were made: the second
+    would otherwise put back the first's handler, which nobody closes again.
+    """
+    while isinstance(getattr(handler, "__self__", None), _SignalDump) and handler.__self__._closed:
+        handler = handler.__self__._previous
+    return handler
 
 
 class _LoopWakeup:
@@ -185,7 +198,12 @@ def dump_on_signal(
     so it shows where a loop stuck in blocking code is stuck.  On asyncio,
     unless a wakeup fd is set already (`signal.set_wakeup_fd`), it sets one
     that the loop watches, so that a signal arriving as the loop goes to
-    sleep wakes it; leaving the block removes it.
+    sleep wakes it; leaving the block removes it.  If asyncio's own signal
+    handling (``loop.add_signal_handler``, which anyio's
+    ``open_signal_receiver`` and `shutdown_on_signals` use) was in place when
+    it was installed, it relies on asyncio's wakeup fd instead, and asyncio
+    removes that when its last handler goes: a dump may then wait for the
+    loop's next timer or I/O.  Install it before, or after, such blocks.
 
     Keep it installed for the life of the process, or use the returned
     context manager: leaving its ``with`` block restores the previous handler.

@@ -74,6 +74,12 @@ LEAKY_TESTS = textwrap.dedent(
     @pytest.mark.anyio
     async def test_with_the_fixture(anyio_backend_name, no_leaks):
         leak_a_task(anyio_backend_name)
+
+
+    @pytest.mark.no_leaks(ignore_blocked_in="anyio.sleep_forever")
+    @pytest.mark.anyio
+    async def test_marked_with_one_name_not_a_list(anyio_backend_name):
+        pass
     """
 ).lstrip()
 
@@ -121,13 +127,17 @@ def test_the_leaks_option_checks_every_test_and_names_the_one_that_leaked(tmp_pa
 
 
 def test_without_the_option_only_marked_tests_and_the_fixture_check(tmp_path: Path) -> None:
-    _, outcomes = run_pytest(tmp_path)
+    output, outcomes = run_pytest(tmp_path)
     for backend in ("asyncio", "trio"):
+        # A marker option is checked as no_leaks() checks it: one name, not
+        # a list of them, is an error (it was spread into its characters).
+        assert outcomes[f"test_marked_with_one_name_not_a_list[{backend}]"] == "ERROR"
         assert outcomes[f"test_leaky[{backend}]"] == "PASSED"
         assert outcomes[f"test_marked[{backend}]"] == "ERROR PASSED"
         assert outcomes[f"test_marked_with_an_ignore_option[{backend}]"] == "PASSED"
         assert outcomes[f"test_with_the_fixture[{backend}]"] == "ERROR PASSED"
     assert outcomes["test_sync_thread_leak"] == "PASSED"
+    assert "ignore_blocked_in must be an iterable of functions or names, not a single one" in output
     assert (
         "no_leaks(**options): fail the test if it leaves a task or thread behind"
         in subprocess.run(

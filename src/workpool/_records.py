@@ -44,8 +44,9 @@ class TaskRecord:
     """What it waits for: the library call its own code made (``MemoryObjectReceiveStream.receive``,
     ``anyio.sleep``), ``"idle"`` for a pool worker waiting for a job; ``""`` while running."""
     blocked_for: float | None
-    """Seconds it has waited so far, when known: always for pool workers, with the tracker for other
-    tasks (event loop clock), never for threads."""
+    """Seconds it has waited so far, when known: for idle pool workers, and with the tracker for other
+    tasks, pool workers running a job included (event loop clock); never for threads or the running
+    task.  A worker's job has `job_running_for`."""
     stack: tuple[StackFrame, ...]
     """Its stack, innermost frame first, library frames included."""
     created_by: StackFrame | None

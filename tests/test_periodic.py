@@ -15,7 +15,7 @@ import pytest
 
 from helpers import Boom, Probe, assert_stats_balanced, leaves, no_leaks, noop
 from virtual_clock import virtual_time
-from workpool import Job, PeriodicJob, Pool, PoolClosed
+from workpool import Job, PeriodicJob, Pool, PoolClosed, PoolFull
 
 pytestmark = pytest.mark.anyio
 
@@ -453,3 +453,21 @@ async def test_an_interval_below_the_clocks_resolution_runs_back_to_back() -> No
     assert handle.runs == 3
     assert pool.stats.completed == 2
     assert pool.stats.cancelled == 1
+
+
+async def test_a_run_is_accepted_over_the_bound_one_per_schedule() -> None:
+    # Documented: a run does not wait for room, so a full pool holds one job
+    # beyond max_workers + max_pending per schedule, and no more.
+    probe = Probe()
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, max_pending=0) as pool:
+            await pool.submit(probe.block, "blocker")
+            await anyio.wait_all_tasks_blocked()
+            handle = pool.every(3600, noop, first_run_now=True)
+            await anyio.wait_all_tasks_blocked()
+            assert (pool.stats.busy, pool.stats.queued) == (1, 1)
+            with pytest.raises(PoolFull):
+                pool.submit_nowait(noop)
+            handle.cancel()
+            probe.release.set()
+    assert handle.runs == 1

@@ -401,7 +401,11 @@ class Pool:
         and ticks missed by a slow run are dropped, as with Go's
         ``time.Ticker``.  ``jitter`` delays each run by a random 0 to
         `jitter` seconds.  Each run is an ordinary job: it counts in
-        `stats`, and a failure goes to ``on_error``.
+        `stats`, and a failure goes to ``on_error``.  A run does not wait
+        for room: it is accepted even when the pool is full, so each
+        schedule may hold one job beyond ``max_workers + max_pending``
+        (never more: its runs do not overlap), and a full pool that only
+        schedules keep busy stays full.
 
         Returns:
             A handle whose `PeriodicJob.cancel` ends the schedule.  The

@@ -14,6 +14,7 @@ from types import FrameType, TracebackType
 from typing import Any, ClassVar, TextIO
 
 from ._dump import LoopView, thread_records
+from ._hooks import end, stack
 from ._records import TaskRecord, format_records, summarize
 
 __all__ = ["dump_on_signal"]
@@ -30,12 +31,19 @@ class _SignalDump(AbstractContextManager[None]):
         # main thread, inside or outside the event loop's own code: the view
         # needs no running loop once made.
         self._view = LoopView()
-        self._closed = False
-        self._previous: Any = signal.signal(signum, self._handle)
+
+        # A function rather than the bound method: it records what it
+        # replaced, so that dumps may be closed in any order (_hooks.py).
+        def hook(signum: int, frame: FrameType | None) -> None:
+            self._handle(signum, frame)
+
+        self._hook = hook
+        previous = signal.signal(signum, hook)
+        stack(hook, previous)
         try:
             self._wakeup = _LoopWakeup.install(self._view.key) if self._view.kind == "asyncio" else None
         except BaseException:
-            signal.signal(signum, self._previous)  # the caller gets nothing to close
+            signal.signal(signum, previous)  # the caller gets nothing to close
             raise
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -57,9 +65,9 @@ class _SignalDump(AbstractContextManager[None]):
 
     def close(self) -> None:
         """Restore the handler that was there before (if ours is still installed)."""
-        self._closed = True
-        if signal.getsignal(self._signum) == self._handle:
-            signal.signal(self._signum, _unwound(self._previous))
+        top = end(self._hook, signal.getsignal(self._signum))
+        if top is not None:
+            signal.signal(self._signum, top)  # type: ignore[arg-type]
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
@@ -68,17 +76,6 @@ class _SignalDump(AbstractContextManager[None]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _unwound(handler: Any) -> Any:
-    """`handler`, or, if it is a closed dump's, the first handler below it that is not.
-
-    Two dumps of one signal closed in the order they were made: the second
-    would otherwise put back the first's handler, which nobody closes again.
-    """
-    while isinstance(getattr(handler, "__self__", None), _SignalDump) and handler.__self__._closed:
-        handler = handler.__self__._previous
-    return handler
 
 
 class _LoopWakeup:

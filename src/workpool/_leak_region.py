@@ -11,6 +11,7 @@ from typing import Any
 from . import _tracker
 from ._cache_threads import cache_thread_state, idle_cached_threads
 from ._dump import LoopView
+from ._hooks import end, ended, stack
 
 __all__ = ["Region", "leaked_threads"]
 
@@ -45,22 +46,19 @@ class Region:
         base = getattr(previous, "_workpool_base", previous)
 
         def hook(args: threading.ExceptHookArgs) -> None:
-            if not done:
+            if not ended(hook):
                 name = args.thread.name if args.thread is not None else "?"
                 error = "".join(traceback.format_exception_only(args.exc_type, args.exc_value)).strip()
                 logged.append(f"unhandled exception in thread {name!r}: {error}")
             base(args)
 
-        done: list[bool] = []
-        _link(hook, base, previous, done)
-        threading.excepthook = hook
+        hook._workpool_base = base  # type: ignore[attr-defined]
+        threading.excepthook = stack(hook, previous)
 
         def undo() -> None:
-            done.append(True)
-            current = threading.excepthook
-            top = _unwound(current)
-            if top is not current:
-                threading.excepthook = top
+            top = end(hook, threading.excepthook)
+            if top is not None:
+                threading.excepthook = top  # type: ignore[assignment]
 
         self._undo.append(undo)
 
@@ -80,22 +78,19 @@ class Region:
             task = context.get("task") or context.get("future")
             if task is not None:
                 message += f" ({task!r})"
-            if not done:
+            if not ended(handler):
                 logged.append(message)
             if base is not None:
                 base(loop, context)
             else:
                 loop.default_exception_handler(context)
 
-        done: list[bool] = []
-        _link(handler, base, previous, done)
-        loop.set_exception_handler(handler)
+        handler._workpool_base = base  # type: ignore[attr-defined]
+        loop.set_exception_handler(stack(handler, previous))
 
         def undo() -> None:
-            done.append(True)
-            current = loop.get_exception_handler()
-            top = _unwound(current)
-            if top is not current:
+            top = end(handler, loop.get_exception_handler())
+            if top is not None:
                 loop.set_exception_handler(top)
 
         self._undo.append(undo)
@@ -104,25 +99,6 @@ class Region:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-
-
-def _link(hook: Any, base: object, previous: object, done: list[bool]) -> None:
-    hook._workpool_base = base
-    hook._workpool_previous = previous
-    hook._workpool_done = done  # empty while its region runs
-
-
-def _unwound(hook: Any) -> Any:
-    """`hook`, or, if its region has ended, the first hook below it whose region has not.
-
-    Regions may end in any order (two checks that overlap without nesting):
-    a region that ends under another's hook leaves its own in place, and the
-    last one to end takes every ended hook off
-    (test_overlapping_leak_checks_put_the_hooks_back).
-    """
-    while getattr(hook, "_workpool_done", None):
-        hook = hook._workpool_previous
-    return hook
 
 
 def leaked_threads(region: Region) -> list[threading.Thread]:

@@ -196,7 +196,6 @@ class _TrioTracker(_Tracker):
         trio.lowlevel.add_instrument(self.instrument)
 
     def uninstall(self) -> None:
-
         if self.infos:
             # Tasks created while tracking keep their records, and their
             # blocked_for stays true, as on asyncio (whose tasks carry their

@@ -11,6 +11,7 @@ import ast
 import inspect
 import pathlib
 import re
+import weakref
 
 import pytest
 
@@ -164,3 +165,15 @@ def test_the_readme_shows_pool_stats_as_they_print() -> None:
     (shown,) = re.findall(r"^# (PoolStats\(.*\))$", readme, re.MULTILINE)
     fields = {name: int(value) for name, value in re.findall(r"(\w+)=(\d+)", shown)}
     assert repr(workpool.PoolStats(**fields)) == shown
+
+
+def test_pool_and_job_keep_their_state_in_slots() -> None:
+    # The per-job paths read and write a dozen attributes of each; slots are
+    # what Python specialises best (benchmarks/README.md).  The registry of
+    # open pools needs weak references to them.
+    pool = workpool.Pool()
+    assert not hasattr(pool, "__dict__")
+    assert weakref.ref(pool)() is pool
+    assert "__dict__" not in dir(workpool.Job)
+    with pytest.raises(AttributeError):
+        pool.tag = "x"  # type: ignore[attr-defined]

@@ -112,6 +112,54 @@ class Pool:
         ValueError: an argument is out of range.
     """
 
+    # Slots, not a __dict__: the per-job paths read and write a dozen of
+    # these, and Python 3.11 specialises slot access better than the lookups
+    # in a dictionary this large.  __weakref__ for the registry of open pools.
+    __slots__ = (
+        "__weakref__",
+        "_accepted",
+        "_backend",
+        "_cancel_called",
+        "_cancelled",
+        "_capacity",
+        "_clock",
+        "_completed",
+        "_drained",
+        "_error_handler",
+        "_failed",
+        "_failures",
+        "_holding",
+        "_idle_timeout",
+        "_idle_workers",
+        "_intake_scopes",
+        "_job_map_scopes",
+        "_job_timeout",
+        "_last_fn",
+        "_max_pending",
+        "_max_per_second",
+        "_max_workers",
+        "_name",
+        "_on_error",
+        "_plain",
+        "_queue",
+        "_rate",
+        "_retries",
+        "_retry",
+        "_room_waiters",
+        "_room_wanted",
+        "_service_scopes",
+        "_shutdown_grace",
+        "_stale",
+        "_stall_after",
+        "_stalled",
+        "_state",
+        "_tg",
+        "_waking",
+        "_worker_info",
+        "_worker_seq",
+        "_workers",
+    )
+
     def __init__(
         self,
         *,

@@ -23,6 +23,11 @@ class Waiters(Protocol):
     cancelled before it runs, the wakeup passes to the next waiter.
     """
 
+    #: Tasks parked and not woken yet, or more, never fewer: a caller that
+    #: reads 0 may skip `wake_one`, which would find nobody (a method call
+    #: per finished job, otherwise, while a producer waits for room).
+    parked: int
+
     def __len__(self) -> int: ...
 
     async def wait(self) -> None:
@@ -37,11 +42,14 @@ class Waiters(Protocol):
 
 
 class AsyncioWaiters:
-    __slots__ = ("_futures", "_loop")
+    __slots__ = ("_futures", "_loop", "parked")
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._futures: deque[asyncio.Future[None]] = deque()
+        # Each wait() is counted once, and uncounted once: by whoever
+        # resolves its future, or by the waiter itself if nobody did.
+        self.parked = 0
 
     def __len__(self) -> int:
         return len(self._futures)
@@ -49,12 +57,14 @@ class AsyncioWaiters:
     async def wait(self) -> None:
         future = self._loop.create_future()
         self._futures.append(future)
+        self.parked += 1
         try:
             await future
         except BaseException:
             if future.done() and not future.cancelled():
                 self.wake_one()  # woken, then cancelled: pass the wakeup on
             else:
+                self.parked -= 1
                 try:
                     self._futures.remove(future)
                 except ValueError:
@@ -67,6 +77,7 @@ class AsyncioWaiters:
             future = futures.popleft()
             if not future.done():
                 future.set_result(None)
+                self.parked -= 1
                 return True
         return False
 
@@ -75,36 +86,50 @@ class AsyncioWaiters:
         for future in futures:
             if not future.done():
                 future.set_result(None)
+                self.parked -= 1
 
 
 class TrioWaiters:
     # trio's ParkingLot already removes a cancelled waiter, and a task that
     # was unparked always resumes (a cancellation waits for its next
     # checkpoint), so no wakeup can be lost.
-    __slots__ = ("_lot",)
+    __slots__ = ("_lot", "parked")
 
     def __init__(self) -> None:
         import trio
 
         self._lot: Any = trio.lowlevel.ParkingLot()
+        # Counted as for AsyncioWaiters.  A park that raises was not
+        # unparked: the lot dropped the task when the exception came.
+        self.parked = 0
 
     def __len__(self) -> int:
         return len(self._lot)
 
     async def wait(self) -> None:
-        await self._lot.park()
+        self.parked += 1
+        try:
+            await self._lot.park()
+        except BaseException:
+            self.parked -= 1
+            raise
 
     def wake_one(self) -> bool:
-        return bool(self._lot.unpark()) if self._lot else False
+        if not self._lot:
+            return False
+        self.parked -= len(self._lot.unpark())
+        return True
 
     def wake_all(self) -> None:
-        self._lot.unpark_all()
+        self.parked -= len(self._lot.unpark_all())
 
 
 class _NoWaiters:
     """Stands in for the waiter queues of a pool that is not open yet."""
 
     __slots__ = ()
+
+    parked = 0
 
     def __len__(self) -> int:
         return 0

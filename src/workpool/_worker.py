@@ -239,10 +239,11 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                                 # KeyboardInterrupt, SystemExit...: recorded on
                                 # the job and propagated through the task group.
                                 raise error
-                    if pool._room_wanted:
+                    if pool._room_waiters.parked:
                         # Any free slot wakes a producer: waiting for a
                         # batch of them could deadlock jobs that wait on
-                        # that producer (tests/test_submit.py).
+                        # that producer (tests/test_submit.py).  Once it is
+                        # woken, the jobs that end before it runs skip this.
                         pool._room_waiters.wake_one()
                     if info.cancel_requested:
                         # Job.cancel() cancelled this scope (reading the flag

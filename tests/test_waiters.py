@@ -37,10 +37,11 @@ class Parked:
 
 
 async def park(tg: anyio.abc.TaskGroup, waiters: Waiters, count: int) -> list[Parked]:
+    """Park `count` tasks, one after the other (trio would start them in a random order)."""
     parked = [Parked(waiters) for _ in range(count)]
     for task in parked:
         tg.start_soon(task.run)
-    await anyio.wait_all_tasks_blocked()
+        await anyio.wait_all_tasks_blocked()
     return parked
 
 

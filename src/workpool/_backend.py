@@ -31,6 +31,8 @@ class Backend:
     #: Raise the backend's cancellation if the calling task is cancelled; no
     #: schedule point when it is not.
     checkpoint_if_cancelled: Callable[[], Awaitable[None]]
+    #: A full checkpoint (anyio.lowlevel.checkpoint without the backend lookup).
+    checkpoint: Callable[[], Awaitable[None]]
     #: Whether the calling task has a cancellation waiting to be raised.  Sync,
     #: so the hot path pays for a coroutine only when it must raise.
     cancel_pending: Callable[[], bool]
@@ -139,6 +141,11 @@ def _offset_clock(offset: float) -> Callable[[], float]:
     return clock
 
 
+def _asyncio_checkpoint() -> Awaitable[None]:
+    # What anyio's asyncio backend does for a checkpoint.
+    return asyncio.sleep(0)
+
+
 def _always() -> bool:
     return True
 
@@ -173,6 +180,7 @@ def current_backend() -> Backend:
             "asyncio",
             exc,
             anyio.lowlevel.checkpoint_if_cancelled,
+            _asyncio_checkpoint,
             pending,
             AsyncioWaiters,
             _asyncio_clock(loop),
@@ -184,6 +192,7 @@ def current_backend() -> Backend:
         "trio",
         exc,
         trio.lowlevel.checkpoint_if_cancelled,
+        trio.lowlevel.checkpoint,
         _trio_cancel_pending(),
         TrioWaiters,
         _trio_clock(),

@@ -216,7 +216,8 @@ class _MapState:
                 waited = True
                 await pool._wait_for_room()
         if not waited and self.feeds >= _YIELD_EVERY:
-            await checkpoint()
+            assert pool._backend is not None
+            await pool._backend.checkpoint()
         self.feeds = 0
         return not self.closed
 
@@ -239,9 +240,13 @@ class _MapState:
             # without giving the event loop a turn.  Taken before a value is:
             # a cancellation here must not lose one.
             self.yields = 0
-            await checkpoint()
-        elif pool._backend.cancel_pending():
-            await pool._backend.checkpoint_if_cancelled()
+            await pool._backend.checkpoint()
+        else:
+            # A local: Python 3.11 does not specialise calling an attribute
+            # that holds a function as if it were a method.
+            cancel_pending = pool._backend.cancel_pending
+            if cancel_pending():
+                await pool._backend.checkpoint_if_cancelled()
         while True:
             if self.ordered:
                 if self.pending and self.pending[0]._state >= SUCCEEDED:
@@ -368,12 +373,13 @@ async def consume_source(
     site: Site,
 ) -> None:
     """The body of `Pool.consume`, which has already checked its arguments."""
-    assert pool._backend is not None
-    if pool._backend.cancel_pending():
-        await pool._backend.checkpoint_if_cancelled()
+    backend = pool._backend
+    assert backend is not None
+    if backend.cancel_pending():
+        await backend.checkpoint_if_cancelled()
     internal = pool._is_own_job()
     outstanding: set[Job[Any]] = set()
-    all_done = pool._backend.waiters()
+    all_done = backend.waiters()
 
     def job_done(job: Job[Any]) -> None:
         outstanding.discard(job)
@@ -403,7 +409,7 @@ async def consume_source(
         if not internal and not pool._has_room():
             await pool._wait_for_room()
         else:
-            await checkpoint()
+            await backend.checkpoint()
         ticks = 0
 
     if isinstance(source, AckingSource):

@@ -9,7 +9,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.lowlevel import checkpoint
 
 from ._acking import run_and_ack
 from ._context import JobRunner, resume_in_context
@@ -91,6 +90,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     assert pool._backend is not None
     cancelled_exc = pool._backend.cancelled_exc
     cancel_pending = pool._backend.cancel_pending
+    checkpoint = pool._backend.checkpoint
     clock = pool._clock
     # What a task dump shows for this worker: its current job, since
     # when it has been idle, and the submit call that started it.

@@ -1,0 +1,118 @@
+"""Instructions per job, counted by valgrind: a measure the noise of a shared machine cannot move.
+
+    python benchmarks/instructions.py workpool-submit-bounded
+    python benchmarks/instructions.py workpool-map raw-asyncio --backend trio --workload sleep0
+    python benchmarks/instructions.py workpool-submit-bounded --commit 078c138 --commit HEAD
+
+Each implementation of ``run.py`` runs under ``valgrind --tool=callgrind``
+twice, once with 20,000 jobs and once with 60,000, each after two warm-up
+runs of 5,000 jobs in the same process (so that Python's specialising
+interpreter has settled).  The difference of the two totals divided by
+40,000 is the cost of one job, without start-up, imports and warm-up.
+Counts repeat to within a few tens of instructions, so a change of 1% shows,
+where timings on this machine spread by 10% or more.  They are not time:
+a cache miss or a garbage collection of a large heap costs far more than
+its instructions (see benchmarks/README.md), so confirm a gain with run.py.
+
+``--commit`` measures a commit's ``src/`` (exported as history.py does)
+instead of the working tree's; give it several times to compare commits.
+Needs valgrind (``apt install valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SMALL, LARGE, WARM_UP = 20_000, 60_000, 5_000
+
+
+def child(name: str, backend: str, workload: str, jobs: int, workers: int) -> None:
+    """Run one implementation with `jobs` jobs, after the warm-ups (inside valgrind)."""
+    import gc
+
+    import anyio
+
+    sys.path.insert(0, str(HERE))
+    from _workloads import IMPLEMENTATIONS, WORKLOADS, make_work
+
+    (impl,) = [impl for impl in IMPLEMENTATIONS if impl.name == name]
+    flavor = impl.sleep if backend == "asyncio" else "anyio"
+    job, item_job = WORKLOADS[workload][flavor]
+    run = impl.runs[backend]  # type: ignore[index]
+    for n in (WARM_UP, WARM_UP, jobs):
+        gc.collect()
+        anyio.run(run, make_work(n, workers, job, item_job), backend=backend)
+
+
+def count(name: str, backend: str, workload: str, jobs: int, workers: int, src: Path | None) -> int:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--backend",
+        backend,
+        "--workload",
+        workload,
+        "--jobs",
+        str(jobs),
+        "--workers",
+        str(workers),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        sys.exit(f"{name} failed under valgrind:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("impls", nargs="+", help="implementation names, as in run.py --only")
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--workload", choices=("noop", "sleep0"), default="noop")
+    parser.add_argument("--workers", type=int, default=100)
+    parser.add_argument(
+        "--commit", action="append", default=[], help="measure this commit's src/ (repeatable)"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.impls[0], args.backend, args.workload, args.jobs, args.workers)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt install valgrind)")
+    sys.path.insert(0, str(HERE))
+    from history import export_src  # the same export as history.py
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sources: list[tuple[str, Path | None]] = [
+            (commit, export_src(commit, Path(tmp))) for commit in args.commit
+        ] or [("working tree", None)]
+        print(f"instructions per job: {args.backend}, {args.workload}, {args.workers} workers")
+        for label, src in sources:
+            for name in args.impls:
+                small = count(name, args.backend, args.workload, SMALL, args.workers, src)
+                large = count(name, args.backend, args.workload, LARGE, args.workers, src)
+                print(f"{label:>14}  {name:<26} {(large - small) / (LARGE - SMALL):>9,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,12 +8,14 @@ over-count only costs a useless `wake_one`.
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
 from helpers import no_leaks
 from workpool._backend import current_backend
-from workpool._waiters import NO_WAITERS, Waiters
+from workpool._waiters import NO_WAITERS, AsyncioWaiters, Waiters
 
 pytestmark = pytest.mark.anyio
 
@@ -71,10 +73,11 @@ async def test_parked_counts_waiting_tasks_and_drops_each_once() -> None:
             assert waiters.parked == 0
 
 
-async def test_a_wakeup_whose_task_is_cancelled_before_it_runs_is_not_lost() -> None:
-    # asyncio can cancel a task whose wake-up is already scheduled: the wait
-    # then hands the wake-up on.  trio resumes an unparked task first.  On
-    # both, the next task is woken and the count ends at 0, not below.
+async def test_cancelling_a_woken_task_in_the_same_step_does_not_undo_its_wakeup() -> None:
+    # anyio does not cancel an asyncio task whose wait has already ended, and
+    # trio resumes an unparked task before any cancellation: the woken task
+    # returns from wait() (its scope's cancellation comes at its next
+    # checkpoint), and the other one stays parked, counted.
     with anyio.fail_after(5):
         async with no_leaks(), anyio.create_task_group() as tg:
             waiters = current_backend().waiters()
@@ -82,12 +85,43 @@ async def test_a_wakeup_whose_task_is_cancelled_before_it_runs_is_not_lost() -> 
             waiters.wake_one()
             first.scope.cancel()  # in the same step: first has not run yet
             await anyio.wait_all_tasks_blocked()
-            assert (first.outcome, second.outcome) in {("cancelled", "woken"), ("woken", "waiting")}
-            if second.outcome == "waiting":
-                waiters.wake_one()
-                await anyio.wait_all_tasks_blocked()
-                assert second.outcome == "woken"
+            assert (first.outcome, second.outcome) == ("woken", "waiting")
+            assert waiters.parked == 1
+            waiters.wake_one()
+            await anyio.wait_all_tasks_blocked()
+            assert second.outcome == "woken"
             assert waiters.parked == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
+async def test_an_asyncio_task_cancelled_after_its_wakeup_hands_the_wakeup_on() -> None:
+    # asyncio only: a native Task.cancel() reaches a task whose future has its
+    # result but which has not run yet (trio has no such state).  Its wait()
+    # raises CancelledError and hands the wake-up to the next task; the count
+    # drops once for each, to 0, not below.
+    waiters = AsyncioWaiters()
+    outcomes: dict[str, str] = {}
+
+    async def wait(name: str) -> None:
+        try:
+            await waiters.wait()
+        except asyncio.CancelledError:
+            outcomes[name] = "cancelled"
+            raise
+        outcomes[name] = "woken"
+
+    with anyio.fail_after(5):
+        async with no_leaks():
+            first = asyncio.get_running_loop().create_task(wait("first"))
+            await asyncio.sleep(0)
+            second = asyncio.get_running_loop().create_task(wait("second"))
+            await asyncio.sleep(0)
+            assert waiters.parked == 2
+            assert waiters.wake_one()
+            first.cancel()
+            await asyncio.gather(first, second, return_exceptions=True)
+    assert outcomes == {"first": "cancelled", "second": "woken"}
+    assert waiters.parked == 0
 
 
 async def test_a_task_cancelled_while_parked_is_uncounted() -> None:

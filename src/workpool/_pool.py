@@ -253,7 +253,9 @@ class Pool:
         # suspends, if the queue is long (_ramp_up).  Waking one worker per
         # job would wake dozens for a burst that one worker runs.
         self._waking = 0
-        self._room_wanted = 0  # producers parked in _room_waiters
+        # Producers inside _wait_for_room, woken or not yet; how many are
+        # parked and not woken is _room_waiters.parked.
+        self._room_wanted = 0
         self._completed = 0
         self._failed = 0
         self._cancelled = 0

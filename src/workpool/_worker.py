@@ -215,7 +215,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                             pool._cancelled += 1
                             job._finish(CANCELLED, None)
                             if not info.cancel_requested and not _stray_cancellation(pool, task):
-                                if pool._room_wanted and not pool._cancel_called:
+                                if pool._room_waiters.parked and not pool._cancel_called:
                                     # The job's slot is free, and raising
                                     # skips the wake-up below.
                                     pool._room_waiters.wake_one()

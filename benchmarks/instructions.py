@@ -1,8 +1,9 @@
 """Instructions per job, counted by valgrind: a measure the noise of a shared machine cannot move.
 
     python benchmarks/instructions.py workpool-submit-bounded
-    python benchmarks/instructions.py workpool-map raw-asyncio --backend trio --workload sleep0
+    python benchmarks/instructions.py workpool-map anyio-nowait --backend trio --workload sleep0
     python benchmarks/instructions.py workpool-submit-bounded --commit 078c138 --commit HEAD
+    python benchmarks/instructions.py workpool-submit-bounded --keep /tmp/cg   # then callgrind_annotate
 
 Each implementation of ``run.py`` runs under ``valgrind --tool=callgrind``
 twice, once with 20,000 jobs and once with 60,000, each after two warm-up
@@ -16,6 +17,9 @@ its instructions (see benchmarks/README.md), so confirm a gain with run.py.
 
 ``--commit`` measures a commit's ``src/`` (exported as history.py does)
 instead of the working tree's; give it several times to compare commits.
+``--keep DIR`` keeps callgrind's output of both runs there, so that
+``callgrind_annotate`` can show which C functions the difference went to
+(generic attribute lookups, allocations, the garbage collector...).
 Needs valgrind (``apt install valgrind``).
 """
 
@@ -52,14 +56,17 @@ def child(name: str, backend: str, workload: str, jobs: int, workers: int) -> No
         anyio.run(run, make_work(n, workers, job, item_job), backend=backend)
 
 
-def count(name: str, backend: str, workload: str, jobs: int, workers: int, src: Path | None) -> int:
+def count(
+    name: str, backend: str, workload: str, jobs: int, workers: int, src: Path | None, out: Path | None
+) -> int:
     env = dict(os.environ)
     if src is not None:
-        env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    out_file = "/dev/null" if out is None else str(out)
     command = [
         "valgrind",
         "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
+        f"--callgrind-out-file={out_file}",
         sys.executable,
         __file__,
         "--child",
@@ -91,6 +98,7 @@ def main() -> None:
     parser.add_argument(
         "--commit", action="append", default=[], help="measure this commit's src/ (repeatable)"
     )
+    parser.add_argument("--keep", type=Path, help="keep callgrind's output files in this directory")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -100,7 +108,23 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt install valgrind)")
     sys.path.insert(0, str(HERE))
+    from _workloads import IMPLEMENTATIONS
     from history import export_src  # the same export as history.py
+
+    # Checked before minutes go into valgrind runs.
+    known = {impl.name: impl for impl in IMPLEMENTATIONS}
+    for name in args.impls:
+        impl = known.get(name)
+        if impl is None:
+            sys.exit(f"unknown implementation {name!r}; choose from {', '.join(known)}")
+        if args.backend not in impl.runs:
+            sys.exit(f"{name} does not run on {args.backend}")
+        if impl.workloads is not None and args.workload not in impl.workloads:
+            sys.exit(f"{name} does not run the {args.workload} workload")
+        if impl.unavailable is not None:
+            sys.exit(f"{name}: {impl.unavailable}")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         sources: list[tuple[str, Path | None]] = [
@@ -109,8 +133,12 @@ def main() -> None:
         print(f"instructions per job: {args.backend}, {args.workload}, {args.workers} workers")
         for label, src in sources:
             for name in args.impls:
-                small = count(name, args.backend, args.workload, SMALL, args.workers, src)
-                large = count(name, args.backend, args.workload, LARGE, args.workers, src)
+                outs: list[Path | None] = [None, None]
+                if args.keep is not None:
+                    stem = f"{label.replace(' ', '-')}.{name}.{args.backend}.{args.workload}"
+                    outs = [args.keep / f"{stem}.{SMALL}.out", args.keep / f"{stem}.{LARGE}.out"]
+                small = count(name, args.backend, args.workload, SMALL, args.workers, src, outs[0])
+                large = count(name, args.backend, args.workload, LARGE, args.workers, src, outs[1])
                 print(f"{label:>14}  {name:<26} {(large - small) / (LARGE - SMALL):>9,.0f}")
 
 

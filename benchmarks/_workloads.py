@@ -16,6 +16,7 @@ iterate over (`Work.jobs`), and the ``gc.collect()`` before each run.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import sys
@@ -28,7 +29,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from workpool import Pool
 
-__all__ = ["IMPLEMENTATIONS", "WORKLOADS", "Impl", "Work", "make_work"]
+__all__ = [
+    "IMPLEMENTATIONS",
+    "WORKLOADS",
+    "Impl",
+    "Work",
+    "add_case_arguments",
+    "case",
+    "check_cases",
+    "make_work",
+]
 
 Backend = Literal["asyncio", "trio"]
 #: Which ``sleep(0)`` a job of the ``sleep0`` workload awaits: asyncio-only
@@ -424,3 +434,38 @@ IMPLEMENTATIONS: tuple[Impl, ...] = (
         unavailable=_missing("aiometer"),
     ),
 )
+
+
+# -- for the one-case tools (instructions.py, gc_share.py) -------------------
+
+
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that name cases: implementations, backend, workload, workers."""
+    parser.add_argument("impls", nargs="+", help="implementation names, as in run.py --only")
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--workload", choices=tuple(WORKLOADS), default="noop")
+    parser.add_argument("--workers", type=int, default=100)
+
+
+def check_cases(names: list[str], backend: str, workload: str) -> None:
+    """Exit with a message unless every implementation in `names` runs `workload` on `backend` here."""
+    known = {impl.name: impl for impl in IMPLEMENTATIONS}
+    for name in names:
+        impl = known.get(name)
+        if impl is None:
+            sys.exit(f"unknown implementation {name!r}; choose from {', '.join(known)}")
+        if backend not in impl.runs:
+            sys.exit(f"{name} does not run on {backend}")
+        if impl.workloads is not None and workload not in impl.workloads:
+            sys.exit(f"{name} does not run the {workload} workload")
+        if impl.unavailable is not None:
+            sys.exit(f"{name}: {impl.unavailable}")
+
+
+def case(
+    name: str, backend: str, workload: str, n: int, workers: int
+) -> tuple[Callable[[Work], Awaitable[None]], Work]:
+    """The coroutine function of one checked case and its `Work` of `n` jobs, as run.py builds them."""
+    (impl,) = [impl for impl in IMPLEMENTATIONS if impl.name == name]
+    job, item_job = WORKLOADS[workload][impl.sleep if backend == "asyncio" else "anyio"]
+    return impl.runs[backend], make_work(n, workers, job, item_job)  # type: ignore[index]

@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _workloads import IMPLEMENTATIONS, WORKLOADS, make_work
+from _workloads import add_case_arguments, case, check_cases
 
 
 class _Timer:
@@ -47,16 +44,13 @@ class _Timer:
 
 def measure(name: str, backend: str, workload: str, jobs: int, workers: int) -> list[float]:
     """One run: [CPU µs/job, gen0 µs/job, gen1 µs/job, gen2 µs/job, gen0 n, gen1 n, gen2 n]."""
-    (impl,) = [impl for impl in IMPLEMENTATIONS if impl.name == name]
-    flavor = impl.sleep if backend == "asyncio" else "anyio"
-    job, item_job = WORKLOADS[workload][flavor]
-    work = make_work(jobs, workers, job, item_job)
+    run, work = case(name, backend, workload, jobs, workers)
     timer = _Timer()
     gc.collect()
     gc.callbacks.append(timer)
     try:
         start = time.process_time()
-        anyio.run(impl.runs[backend], work, backend=backend)  # type: ignore[index]
+        anyio.run(run, work, backend=backend)
         cpu = time.process_time() - start
     finally:
         gc.callbacks.remove(timer)
@@ -68,20 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("impls", nargs="+", help="implementation names, as in run.py --only")
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    parser.add_argument("--workload", choices=("noop", "sleep0"), default="noop")
+    add_case_arguments(parser)
     parser.add_argument("--jobs", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    known = {impl.name: impl for impl in IMPLEMENTATIONS}
-    for name in args.impls:
-        impl = known.get(name)
-        if impl is None or args.backend not in impl.runs or impl.unavailable is not None:
-            sys.exit(f"{name!r} does not run on {args.backend} here; choose from {', '.join(known)}")
-        if impl.workloads is not None and args.workload not in impl.workloads:
-            sys.exit(f"{name} does not run the {args.workload} workload")
+    check_cases(args.impls, args.backend, args.workload)
     samples: dict[str, list[list[float]]] = {name: [] for name in args.impls}
     for _ in range(args.rounds):
         for name in args.impls:

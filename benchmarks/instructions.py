@@ -34,7 +34,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from _workloads import add_case_arguments, case, check_cases
+from history import export_src  # the same export as history.py
+
 SMALL, LARGE, WARM_UP = 20_000, 60_000, 5_000
 
 
@@ -44,16 +46,10 @@ def child(name: str, backend: str, workload: str, jobs: int, workers: int) -> No
 
     import anyio
 
-    sys.path.insert(0, str(HERE))
-    from _workloads import IMPLEMENTATIONS, WORKLOADS, make_work
-
-    (impl,) = [impl for impl in IMPLEMENTATIONS if impl.name == name]
-    flavor = impl.sleep if backend == "asyncio" else "anyio"
-    job, item_job = WORKLOADS[workload][flavor]
-    run = impl.runs[backend]  # type: ignore[index]
     for n in (WARM_UP, WARM_UP, jobs):
+        run, work = case(name, backend, workload, n, workers)
         gc.collect()
-        anyio.run(run, make_work(n, workers, job, item_job), backend=backend)
+        anyio.run(run, work, backend=backend)
 
 
 def count(
@@ -91,10 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("impls", nargs="+", help="implementation names, as in run.py --only")
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    parser.add_argument("--workload", choices=("noop", "sleep0"), default="noop")
-    parser.add_argument("--workers", type=int, default=100)
+    add_case_arguments(parser)
     parser.add_argument(
         "--commit", action="append", default=[], help="measure this commit's src/ (repeatable)"
     )
@@ -107,22 +100,7 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt install valgrind)")
-    sys.path.insert(0, str(HERE))
-    from _workloads import IMPLEMENTATIONS
-    from history import export_src  # the same export as history.py
-
-    # Checked before minutes go into valgrind runs.
-    known = {impl.name: impl for impl in IMPLEMENTATIONS}
-    for name in args.impls:
-        impl = known.get(name)
-        if impl is None:
-            sys.exit(f"unknown implementation {name!r}; choose from {', '.join(known)}")
-        if args.backend not in impl.runs:
-            sys.exit(f"{name} does not run on {args.backend}")
-        if impl.workloads is not None and args.workload not in impl.workloads:
-            sys.exit(f"{name} does not run the {args.workload} workload")
-        if impl.unavailable is not None:
-            sys.exit(f"{name}: {impl.unavailable}")
+    check_cases(args.impls, args.backend, args.workload)  # before minutes of valgrind runs
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
 

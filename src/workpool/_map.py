@@ -234,19 +234,20 @@ class _MapState:
             (pool._job_map_scopes if self.internal else pool._intake_scopes).add(self.scope)
             tg, name = pool._tg, f"{pool.name}-map-feeder"
             self.ctx.run(lambda: tg.start_soon(self.feed, name=name))
-        assert pool._backend is not None
+        backend = pool._backend
+        assert backend is not None
         if self.yields >= _YIELD_EVERY:
             # Results that are always ready would let a consumer loop forever
             # without giving the event loop a turn.  Taken before a value is:
             # a cancellation here must not lose one.
             self.yields = 0
-            await pool._backend.checkpoint()
+            await backend.checkpoint()
         else:
             # A local: Python 3.11 does not specialise calling an attribute
             # that holds a function as if it were a method.
-            cancel_pending = pool._backend.cancel_pending
+            cancel_pending = backend.cancel_pending
             if cancel_pending():
-                await pool._backend.checkpoint_if_cancelled()
+                await backend.checkpoint_if_cancelled()
         while True:
             if self.ordered:
                 if self.pending and self.pending[0]._state >= SUCCEEDED:

@@ -12,6 +12,7 @@ import pytest
 from helpers import no_leaks, noop
 from virtual_clock import virtual_time
 from workpool import Pool, Retry
+from workpool._idle import IdleWorkers
 from workpool._worker import _YIELD_EVERY
 
 pytestmark = pytest.mark.anyio
@@ -114,6 +115,42 @@ async def test_a_burst_of_waiting_jobs_gets_every_worker() -> None:
             assert pool.stats.workers == 50
             assert pool.stats.busy == 50
             held.release.set()
+
+
+async def test_a_submit_with_every_worker_busy_looks_for_no_idle_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its steady state under load: a submit then has no worker to wake and
+    # no room to start one, and skips asking.  Once a worker is parked
+    # again, the next submit wakes it.
+    held = _HeldJobs()
+    asked = 0
+
+    with anyio.fail_after(10):
+        async with no_leaks(), Pool(max_workers=2, max_pending=None) as pool:
+            await _warm_up(pool, 2)
+            assert pool._idle_workers is not None
+            idle_workers = type(pool._idle_workers)
+            wake_one = idle_workers.wake_one
+
+            def counting_wake_one(self: IdleWorkers) -> bool:
+                nonlocal asked
+                asked += 1
+                return wake_one(self)
+
+            monkeypatch.setattr(idle_workers, "wake_one", counting_wake_one)
+            for _ in range(2):
+                await pool.submit(held.job)
+            await anyio.wait_all_tasks_blocked()
+            assert (held.started, asked) == (2, 2), "each woke a parked worker"
+            for _ in range(10):
+                await pool.submit(held.job)
+            assert asked == 2, "both workers busy: nobody to wake"
+            held.release.set()
+            await anyio.wait_all_tasks_blocked()
+            assert held.started == 12
+            assert pool.stats.busy == 0
+            job = await pool.submit(noop)
+            assert asked == 3, "a parked worker again: woken"
+            await job
 
 
 # A pool with a job_timeout runs its jobs on another path of the worker loop.

@@ -38,10 +38,12 @@ RECHECK = 3  # handed the deadline, but work is queued or the pool closes: look 
 class IdleWorkers:
     """The parked workers of one pool, most recently parked last."""
 
-    __slots__ = ("_clock", "_queue", "_stack", "closed", "idle_timeout")
+    __slots__ = ("_clock", "_queue", "closed", "idle_timeout", "stack")
 
     def __init__(self, queue: deque[Any], idle_timeout: float | None, clock: Callable[[], float]) -> None:
-        self._stack: deque[WorkerInfo] = deque()
+        # Public to the pool: a submit reads it to skip looking for a parked
+        # worker when there is none.
+        self.stack: deque[WorkerInfo] = deque()
         self._queue = queue
         self._clock = clock
         self.idle_timeout = idle_timeout
@@ -55,7 +57,7 @@ class IdleWorkers:
         leaves the stack; if a wakeup had reached it already (asyncio), it
         is still counted as WAKE in ``info.wakeup_reason`` for the caller.
         """
-        stack = self._stack
+        stack = self.stack
         timeout = self.idle_timeout
         info.idle_since = self._clock()
         stack.append(info)
@@ -89,14 +91,14 @@ class IdleWorkers:
 
     def _hand_off(self) -> None:
         """Give the deadline to the worker now at the bottom of the stack."""
-        stack = self._stack
+        stack = self.stack
         while stack:
             if self._wake(stack.popleft(), RECHECK):
                 break
 
     def wake_one(self) -> bool:
         """Wake the most recently parked worker; return whether there was one."""
-        stack = self._stack
+        stack = self.stack
         while stack:
             if self._wake(stack.pop(), WAKE):
                 return True
@@ -108,7 +110,7 @@ class IdleWorkers:
         Returns how many were woken.
         """
         self.closed = True
-        stack = self._stack
+        stack = self.stack
         count = 0
         while stack:
             count += self._wake(stack.pop(), WAKE)
@@ -116,7 +118,7 @@ class IdleWorkers:
 
     def _remove(self, info: WorkerInfo) -> None:
         try:
-            self._stack.remove(info)
+            self.stack.remove(info)
         except ValueError:
             pass  # a waker took it off the stack already
 

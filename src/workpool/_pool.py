@@ -140,6 +140,7 @@ class Pool:
         "_max_workers",
         "_name",
         "_on_error",
+        "_parked",
         "_plain",
         "_queue",
         "_rate",
@@ -216,6 +217,8 @@ class Pool:
         self._queue: deque[Job[Any]] = deque()
         # Made when the pool opens: they belong to the running event loop.
         self._idle_workers: IdleWorkers | None = None
+        # Its stack of parked workers, read on every submit.
+        self._parked: deque[WorkerInfo] = deque()
         self._room_waiters: Waiters = NO_WAITERS
         self._drained: anyio.Event | None = None
         self._clock: Callable[[], float] = _no_clock
@@ -285,6 +288,7 @@ class Pool:
         self._backend = backend = current_backend()
         self._clock = backend.clock
         self._idle_workers = make_idle_workers(backend.name, self._queue, self._idle_timeout, backend.clock)
+        self._parked = self._idle_workers.stack
         self._room_waiters = backend.waiters()
         if self._max_per_second is not None:
             self._rate = RateLimit(self._max_per_second, backend.clock)
@@ -837,7 +841,10 @@ class Pool:
         job._site = site
         self._queue.append(job)
         self._accepted += 1
-        if not self._waking:
+        # _wake_worker would find no parked worker and no room for another
+        # in a pool whose workers are all busy, its steady state under load:
+        # asking costs two calls per job.
+        if not self._waking and (self._parked or self._workers < self._max_workers):
             self._wake_worker(site)
         return job
 

@@ -96,6 +96,30 @@ async def test_an_idle_worker_does_not_keep_the_last_failure_alive() -> None:
             assert ref() is None, "the idle worker keeps the failed job's exception alive"
 
 
+async def test_a_worker_does_not_keep_the_last_map_alive() -> None:
+    # A map's job tells the map it is done through a callback that holds the
+    # map, and with it the map's items; the worker calls it and goes on with
+    # another job, which holds it busy for as long as it likes.
+    async def identity(payload: _Payload) -> _Payload:
+        return payload
+
+    release = anyio.Event()
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=None) as pool:
+            items = [_Payload()]
+            ref = weakref.ref(items[0])
+            async with pool.map(identity, items) as results:
+                assert [value async for value in results] == items
+            del items, results
+            job = await pool.submit(release.wait)
+            await anyio.wait_all_tasks_blocked()
+            assert pool.stats.busy == 1
+            gc.collect()
+            assert ref() is None, "the worker keeps the map's items alive"
+            release.set()
+            await job
+
+
 class _Raiser:
     def __call__(self, *args: object) -> Any:
         raise StopIteration

@@ -106,12 +106,13 @@ class _MapState:
 
     def job_done(self, job: Job[Any]) -> None:
         if self.ordered:
-            if self.pending and self.pending[0] is job:
+            if self.consumer.parked and self.pending and self.pending[0] is job:
                 self.consumer.wake_one()
         else:
             self.running.discard(job)
             self.ready.append(job)
-            self.consumer.wake_one()
+            if self.consumer.parked:
+                self.consumer.wake_one()
 
     async def feed(self) -> None:
         pool = self.pool
@@ -271,7 +272,8 @@ class _MapState:
                 raise StopAsyncIteration
             await self.consumer.wait()
         self.in_flight -= 1
-        if self.in_flight <= self.low_water:
+        if self.in_flight <= self.low_water and self.feeder_room.parked:
+            # Until the feeder runs, every value taken would wake it again.
             self.feeder_room.wake_one()
         if job._state != SUCCEEDED:
             self.close()  # a failed or cancelled job ends the map

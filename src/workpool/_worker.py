@@ -109,6 +109,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     job: Job[Any] | None = None
     ctx: Context | None = None
     error: BaseException | None = None
+    on_done: Callable[[Job[Any]], None] | None = None
     yielded: Any = None
     sent: Any = None
     try:
@@ -207,8 +208,11 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         job._args = job._ctx = job._pool = job._worker = None
                         if job._waiters is not None:
                             job._waiters.wake_all()
-                        if job._on_done is not None:
-                            job._call_on_done()
+                        if job._on_done is not None:  # Job._call_on_done, inlined
+                            on_done = job._on_done
+                            job._on_done = None
+                            on_done(job)
+                            on_done = None  # it holds its map: not kept past the job
                     else:
                         outcome.error = None
                         if isinstance(error, cancelled_exc):

@@ -84,6 +84,31 @@ async def test_submit_nowait_raises_pool_closed_while_closing_and_after_exit() -
         pool.submit_nowait(noop)
 
 
+async def test_a_job_that_submits_after_its_pool_was_cancelled_gets_pool_closed() -> None:
+    # A job's own submits skip the closed-intake check (a closing pool still
+    # takes them), so what refuses them after a cancellation is the check
+    # as the job is queued, in submit and in submit_nowait alike.
+    outcomes: list[object] = []
+
+    async def cancel_then_submit(pool: Pool) -> None:
+        pool.cancel()
+        with anyio.CancelScope(shield=True):  # else the cancellation is raised first
+            try:
+                await pool.submit(noop)
+            except PoolClosed as exc:
+                outcomes.append(exc)
+            try:
+                pool.submit_nowait(noop)
+            except PoolClosed as exc:
+                outcomes.append(exc)
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            await pool.submit(cancel_then_submit, pool)
+    assert [type(outcome) for outcome in outcomes] == [PoolClosed, PoolClosed], outcomes
+    assert pool.stats.submitted == 1
+
+
 async def test_submit_is_a_cancellation_point_even_with_room() -> None:
     async with no_leaks(), Pool() as pool:
         reached = False

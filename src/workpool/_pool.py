@@ -596,7 +596,23 @@ class Pool:
         site = _last_site
         if site[1] != frame.f_lasti or site[0] is not frame.f_code:
             site = _remember_site(frame)
-        job = self._enqueue(fn, args, None, site)
+        # _enqueue, written out: the call cost 3% of a no-op job (460
+        # instructions; benchmarks/instructions.py).  Change both.
+        if self._state != OPEN and (self._cancel_called or self._state == EXITED):
+            raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
+        job: Job[Any] = _new_object(Job)
+        job._pool = self
+        job._fn = fn
+        job._args = args
+        job._ctx = copy_context()
+        job._on_done = None
+        job._state = PENDING
+        job._waiters = None
+        job._site = site
+        self._queue.append(job)
+        self._accepted += 1
+        if not self._waking and (self._parked or self._workers < self._max_workers):
+            self._wake_worker(site)
         if self._max_pending == 0 and job._state == PENDING and not self._is_own_job():
             # A rendezvous: return once a worker has taken the job.
             await job._wait_started()
@@ -826,6 +842,7 @@ class Pool:
         on_done: Callable[[Job[Any]], None] | None,
         site: Site | None,
     ) -> Job[Any]:
+        # Pool.submit has a copy of this, for speed: change both.
         if self._state != OPEN and (self._cancel_called or self._state == EXITED):
             raise PoolClosed(f"workpool.Pool {self._name!r} was cancelled and accepts no new jobs")
         # The slots are set here rather than through a constructor: this

@@ -98,9 +98,9 @@ def main() -> None:
     if args.child:
         child(args.impls[0], args.backend, args.workload, args.jobs, args.workers)
         return
+    check_cases(args.impls, args.backend, args.workload)  # before minutes of valgrind runs
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt install valgrind)")
-    check_cases(args.impls, args.backend, args.workload)  # before minutes of valgrind runs
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
 

@@ -109,6 +109,38 @@ async def test_a_job_that_submits_after_its_pool_was_cancelled_gets_pool_closed(
     assert pool.stats.submitted == 1
 
 
+async def test_submit_checks_the_cancel_scopes_of_whichever_task_calls_it() -> None:
+    # The check remembers the scopes of the last task that submitted (a
+    # producer submits many jobs in a row): producers taking turns must
+    # each be checked against their own.
+    outcomes: list[str] = []
+    turn = anyio.Event()
+    done = anyio.Event()
+
+    async def cancelled_producer(pool: Pool) -> None:
+        with anyio.CancelScope() as scope:
+            await turn.wait()
+            scope.cancel()  # no checkpoint since: only submit can notice
+            await pool.submit(noop)
+            outcomes.append("submitted while cancelled")  # pragma: no cover
+        outcomes.append("cancelled" if scope.cancelled_caught else "not cancelled")
+        done.set()
+
+    with anyio.fail_after(5):
+        async with (
+            no_leaks(),
+            Pool(max_workers=1, max_pending=None) as pool,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(cancelled_producer, pool)
+            await pool.submit(noop)  # this task first
+            turn.set()
+            await done.wait()
+            await pool.submit(noop)  # and again, after the cancelled one
+    assert outcomes == ["cancelled"]
+    assert pool.stats.completed == 2
+
+
 async def test_submit_is_a_cancellation_point_even_with_room() -> None:
     async with no_leaks(), Pool() as pool:
         reached = False

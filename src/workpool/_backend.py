@@ -67,15 +67,16 @@ def _asyncio_cancel_pending() -> Callable[[], bool] | None:
         return None
 
     current_task = _fast_current_task(asyncio.get_running_loop())
-    # (weak reference to the last task seen, its anyio state): a producer
+    # A weak reference to the last task seen, and its anyio state: a producer
     # submits many jobs in a row, and the dictionary lookup costs more than
-    # the walk.  One tuple, so a reader never pairs a task with another's state.
-    cache: list[tuple[Callable[[], object], Any]] = [(lambda: None, None)]
+    # the walk.  Both start as stand-ins for "no task, no scope".
+    cached_ref: Callable[[], object] = _no_task
+    cached_state: Any = _NO_STATE
 
     def cancel_pending() -> bool:
+        nonlocal cached_ref, cached_state
         task = current_task()
-        ref, state = cache[0]
-        if ref() is not task:
+        if cached_ref() is not task:
             if task is None:
                 return False
             state = states.get(task)
@@ -83,8 +84,8 @@ def _asyncio_cancel_pending() -> Callable[[], bool] | None:
                 # anyio makes a task's state when it first enters a scope:
                 # remembering "none" would hide that scope's cancellation.
                 return False
-            cache[0] = (weakref.ref(task), state)
-        scope = state.cancel_scope if state is not None else None
+            cached_ref, cached_state = weakref.ref(task), state
+        scope = cached_state.cancel_scope
         while scope is not None:
             if scope._cancel_called:
                 return True
@@ -94,6 +95,19 @@ def _asyncio_cancel_pending() -> Callable[[], bool] | None:
         return False
 
     return cancel_pending
+
+
+def _no_task() -> None:
+    return None
+
+
+class _NoState:
+    """Stands in for anyio's state of a task that is in no cancel scope."""
+
+    cancel_scope = None
+
+
+_NO_STATE = _NoState()
 
 
 def _fast_current_task(loop: asyncio.AbstractEventLoop) -> Callable[[], object]:

@@ -9,6 +9,7 @@ valgrind and minutes, so only its argument checks run.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,8 @@ def test_run_py_reports_every_case_and_the_targets(tmp_path: Path) -> None:
 def test_bytecodes_py_counts_per_function_and_line() -> None:
     out = _run("bytecodes.py", "workpool-submit-bounded", "--lines=_work")
     assert "workpool-submit-bounded:" in out
-    assert "_pool.py:Pool.submit" in out
+    # Functions are named by their qualified name from Python 3.11 on.
+    assert re.search(r"\s_pool\.py:(Pool\.)?submit\n", out), out
     assert "_worker.py:_work:" in out  # a line of the breakdown
 
 
@@ -72,6 +74,7 @@ def test_a_benchmark_script_prints_its_table(args: tuple[str, ...], expected: st
 
 
 def test_scale_py_quick_writes_its_results(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="scale.py plots with the bench extra's matplotlib")
     out = _run("scale.py", "--quick", f"--out-dir={tmp_path}")
     assert "flat" in out
     assert list(tmp_path.glob("*.json"))

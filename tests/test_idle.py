@@ -140,7 +140,9 @@ async def test_a_submit_with_every_worker_busy_looks_for_no_idle_one(monkeypatch
             for _ in range(2):
                 await pool.submit(held.job)
             await anyio.wait_all_tasks_blocked()
-            assert (held.started, asked) == (2, 2), "each woke a parked worker"
+            # One woken by the first submit, one by that worker as its job
+            # suspended (the second submit found a worker on its way).
+            assert (held.started, asked) == (2, 2), "the two parked workers woken"
             for _ in range(10):
                 await pool.submit(held.job)
             assert asked == 2, "both workers busy: nobody to wake"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 
 import anyio
@@ -11,6 +12,7 @@ import pytest
 
 from helpers import Boom, Probe, assert_stats_balanced, double, identity, no_leaks
 from workpool import Job, MapIterator, Pool, PoolClosed, PoolStats
+from workpool._map import _YIELD_EVERY
 
 pytestmark = pytest.mark.anyio
 
@@ -513,3 +515,77 @@ async def test_a_jobs_map_of_a_quiet_source_that_outlives_its_job_does_not_hold_
         async with no_leaks(), Pool(max_workers=2) as pool:
             await pool.submit(parent, pool)
     kept.clear()
+
+
+# -- the feeder's room test for plain iterables, clause by clause -------------
+# (written out in _MapState.feed for speed; these fail if the copy drifts)
+
+
+class _SourceThatActsFirst:
+    """A plain iterable whose ``__iter__`` runs `act` in the feeder, just before its first room test."""
+
+    def __init__(self, act: Callable[[], object]) -> None:
+        self.act = act
+        self.read: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        self.act()
+        return self._items()
+
+    def _items(self) -> Iterator[int]:
+        for i in range(1000):
+            self.read.append(i)
+            yield i
+
+
+async def test_a_map_closed_before_its_feeder_runs_reads_no_item() -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=4) as pool:
+            source = _SourceThatActsFirst(lambda: results._state.close())
+            results = pool.map(identity, source)
+            with pytest.raises(StopAsyncIteration):
+                await results.__anext__()
+    assert source.read == []
+
+
+async def test_a_map_whose_pool_closes_before_its_feeder_runs_reads_no_item() -> None:
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=4) as pool:
+            source = _SourceThatActsFirst(pool.cancel)
+            with pytest.raises(PoolClosed):
+                async for _ in pool.map(identity, source):
+                    pass  # pragma: no cover
+    assert source.read == []
+
+
+async def test_the_feeder_of_a_plain_iterable_gives_other_tasks_a_turn() -> None:
+    # Room for every item at once: the feeder could read all 400 without
+    # waiting, and must still pause every _YIELD_EVERY items.
+    ticks = 0
+    ticks_at_read: list[int] = []
+    release = anyio.Event()
+
+    def items() -> Iterator[int]:
+        for i in range(400):
+            ticks_at_read.append(ticks)
+            yield i
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while len(ticks_at_read) < 400:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+        release.set()
+
+    async def held(x: int) -> int:
+        await release.wait()
+        return x
+
+    with anyio.fail_after(10):
+        async with no_leaks(), anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            async with Pool(max_workers=200, max_pending=200) as pool:
+                assert [v async for v in pool.map(held, items())] == list(range(400))
+    longest = max(len(list(run)) for _, run in itertools.groupby(ticks_at_read))
+    # On trio two checkpoints in a row may both run before the ticker's turn.
+    assert longest <= 2 * _YIELD_EVERY, longest

@@ -236,8 +236,7 @@ class _MapState:
                 waited = True
                 await pool._wait_for_room()
         if not waited and self.feeds >= _YIELD_EVERY:
-            assert pool._backend is not None
-            await pool._backend.checkpoint()
+            await self.backend.checkpoint()
         self.feeds = 0
         return not self.closed
 

@@ -212,6 +212,33 @@ def test_blocked_for_of_a_task_tracked_earlier_restarts_when_it_blocks_again(bac
     assert run(main, backend) == 0
 
 
+@backends
+def test_a_task_awaiting_a_job_is_shown_waiting_for_it(backend: str) -> None:
+    # `await job` used to hide behind an opaque awaitable: the dump said
+    # "Future" (asyncio) or "coroutine_wrapper" (trio).
+    async def main() -> tuple[TaskRecord, ...]:
+        release = anyio.Event()
+
+        async def slow() -> None:
+            await release.wait()
+
+        with anyio.fail_after(5):
+            async with Pool(max_workers=1) as pool:
+                job = await pool.submit(slow)
+
+                async def awaiter() -> None:
+                    await job
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(awaiter, name="the-awaiter")
+                    await anyio.wait_all_tasks_blocked()
+                    records = dump_tasks()
+                    release.set()
+        return records
+
+    assert by_name(run(main, backend), "the-awaiter").blocked_on == "Job._wait_done"
+
+
 def test_the_asyncio_tracker_does_not_keep_the_loop_alive() -> None:
     # The tracker is found through a weak mapping keyed by the loop; a
     # strong reference from the tracker back to its loop kept every loop

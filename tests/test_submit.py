@@ -7,6 +7,7 @@ import gc
 import weakref
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from helpers import Boom, Probe, assert_stats_balanced, identity, no_leaks, noop
@@ -344,6 +345,76 @@ async def test_several_awaiters_get_the_same_value() -> None:
                 probe.release.set()
             values.append(await job)  # already done: still fine
     assert values == ["shared"] * 4
+
+
+async def fail() -> None:
+    raise Boom("failed")
+
+
+async def finished_jobs(pool: Pool) -> dict[str, Job[object]]:
+    """One job of each ending, finished: a value, a failure, and cancelled while queued."""
+    gate = Probe()
+    succeeded = await pool.submit(identity, "value")
+    failed = await pool.submit(fail)
+    blocker = await pool.submit(gate.block, None)  # holds the only worker
+    cancelled = await pool.submit(identity, "never")
+    cancelled.cancel()
+    gate.release.set()
+    await blocker
+    return {"succeeded": succeeded, "failed": failed, "cancelled": cancelled}
+
+
+ENDINGS = ["succeeded", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize("after_exit", [False, True], ids=["pool-open", "pool-exited"])
+@pytest.mark.parametrize("ending", ENDINGS)
+async def test_awaiting_a_finished_job_is_a_cancellation_point(ending: str, after_exit: bool) -> None:
+    # The job ran on this event loop; its pool may be gone by the time it is
+    # awaited.  Either way the await checkpoints on the job's own backend.
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, on_error=lambda job, exc: None) as pool:
+            job = (await finished_jobs(pool))[ending]
+            if not after_exit:
+                with anyio.CancelScope() as scope:
+                    scope.cancel()
+                    await job
+                assert scope.cancelled_caught, "await on a finished job ignored the cancellation"
+        if after_exit:
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await job
+            assert scope.cancelled_caught, "await on a finished job ignored the cancellation"
+    assert job.done()
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+async def test_a_loop_awaiting_finished_jobs_lets_other_tasks_run(ending: str) -> None:
+    # Every await of a finished job is a schedule point, not only every so
+    # many: a ready task runs at each of them.
+    ticks = 0
+    awaits = 20
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, on_error=lambda job, exc: None) as pool:
+            job = (await finished_jobs(pool))[ending]
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ticker)  # never blocks: it is ready at every turn
+                before = ticks
+                for _ in range(awaits):
+                    try:
+                        await job
+                    except (Boom, JobCancelled):
+                        pass
+                ran = ticks - before
+                tg.cancel_scope.cancel()
+    assert ran >= awaits - 1, f"another task ran {ran} times during {awaits} awaits of a finished job"
 
 
 async def test_cancelling_an_awaiter_does_not_cancel_the_job() -> None:

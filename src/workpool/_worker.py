@@ -206,6 +206,7 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                         job._state = SUCCEEDED
                         job._outcome = outcome.value
                         job._args = job._ctx = job._pool = job._worker = None
+                        job._checkpoint = checkpoint
                         if job._waiters is not None:
                             job._waiters.wake_all()
                         if job._on_done is not None:  # Job._call_on_done, inlined

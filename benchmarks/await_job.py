@@ -1,0 +1,149 @@
+"""What ``await job`` costs on a job that has already finished, beside the waits it compares with.
+
+    python benchmarks/await_job.py [--awaits 100000] [--rounds 5] [--backend both]
+
+Collecting results with ``[await job for job in jobs]`` mostly awaits jobs
+that have already finished.  Such an await is still a checkpoint (a
+cancellation point and a schedule point, so that the loop cannot starve other
+tasks), as awaiting a set ``anyio.Event`` is; ``asyncio.Task`` makes no such
+promise and returns at once.  The cases, per backend, each awaited
+``--awaits`` times in a row in a fresh event loop:
+
+* ``workpool await job``: a finished `workpool.Job`;
+* ``anyio Event.wait (set)``: the same promise, and the reference of the ratios;
+* ``anyio checkpoint``: ``anyio.lowlevel.checkpoint()``;
+* asyncio only: ``asyncio.sleep(0)`` (a schedule point, which is what anyio
+  checkpoints with there) and ``await task`` on a finished ``asyncio.Task``
+  (no checkpoint at all).
+
+Rounds interleave the cases in a shuffled order; the table gives the median
+CPU µs per await and the median of the per-round ratios to the anyio Event
+of the same backend and round.  Nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.lowlevel
+
+from workpool import Pool
+
+REFERENCE = "anyio Event.wait (set)"
+
+
+async def _noop() -> None:
+    pass
+
+
+async def _await_jobs(n: int) -> float:
+    # One worker runs the jobs in order: once the last has finished, all have.
+    async with Pool(max_workers=1, max_pending=None) as pool:
+        jobs = [pool.submit_nowait(_noop) for _ in range(n)]
+        await jobs[-1]
+        start = time.process_time()
+        for job in jobs:
+            await job
+        return time.process_time() - start
+
+
+async def _await_set_event(n: int) -> float:
+    event = anyio.Event()
+    event.set()
+    start = time.process_time()
+    for _ in range(n):
+        await event.wait()
+    return time.process_time() - start
+
+
+async def _checkpoint(n: int) -> float:
+    checkpoint = anyio.lowlevel.checkpoint
+    start = time.process_time()
+    for _ in range(n):
+        await checkpoint()
+    return time.process_time() - start
+
+
+async def _asyncio_sleep0(n: int) -> float:
+    start = time.process_time()
+    for _ in range(n):
+        await asyncio.sleep(0)
+    return time.process_time() - start
+
+
+async def _await_done_tasks(n: int) -> float:
+    tasks = [asyncio.create_task(_noop()) for _ in range(n)]
+    await asyncio.gather(*tasks)
+    start = time.process_time()
+    for task in tasks:
+        await task
+    return time.process_time() - start
+
+
+Case = Callable[[int], Awaitable[float]]
+CASES: dict[str, dict[str, Case]] = {
+    "asyncio": {
+        "workpool await job": _await_jobs,
+        REFERENCE: _await_set_event,
+        "anyio checkpoint": _checkpoint,
+        "asyncio.sleep(0)": _asyncio_sleep0,
+        "await a done asyncio.Task": _await_done_tasks,
+    },
+    "trio": {
+        "workpool await job": _await_jobs,
+        REFERENCE: _await_set_event,
+        "anyio checkpoint": _checkpoint,
+    },
+}
+
+
+def _time(backend: str, case: Case, n: int) -> float:
+    gc.collect()
+
+    async def main() -> float:
+        return await case(n)
+
+    seconds: float = anyio.run(main, backend=backend)
+    return seconds / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--awaits", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--backend", choices=("asyncio", "trio", "both"), default="both")
+    args = parser.parse_args()
+    if args.awaits < 1 or args.rounds < 1:
+        parser.error("--awaits and --rounds must be at least 1")
+    backends = ("asyncio", "trio") if args.backend == "both" else (args.backend,)
+    runs = [(backend, name) for backend in backends for name in CASES[backend]]
+    us: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
+    for _ in range(args.rounds):
+        random.shuffle(runs)
+        for backend, name in runs:
+            us[backend, name].append(_time(backend, CASES[backend][name], args.awaits))
+    print(
+        f"`python benchmarks/await_job.py --awaits {args.awaits} --rounds {args.rounds}` "
+        "(CPU µs per await, medians)\n"
+    )
+    print(f"| backend | await | µs | ratio to {REFERENCE} |")
+    print("|---|---|---:|---:|")
+    for backend in backends:
+        reference = us[backend, REFERENCE]
+        for name in CASES[backend]:
+            times = us[backend, name]
+            ratio = statistics.median(t / r for t, r in zip(times, reference, strict=True))
+            print(f"| {backend} | {name} | {statistics.median(times):.2f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 
     python benchmarks/await_job.py [--awaits 100000] [--rounds 5] [--backend both]
 
+The round trips run a tenth as many times as ``--awaits``.
+
 Collecting results with ``[await job for job in jobs]`` mostly awaits jobs
 that have already finished.  Such an await is still a checkpoint (a
 cancellation point and a schedule point, so that the loop cannot starve other
@@ -16,9 +18,19 @@ promise and returns at once.  The cases, per backend, each awaited
   checkpoints with there) and ``await task`` on a finished ``asyncio.Task``
   (no checkpoint at all).
 
-Rounds interleave the cases in a shuffled order; the table gives the median
-CPU µs per await and the median of the per-round ratios to the anyio Event
-of the same backend and round.  Nothing here is asserted.
+A second table times a round trip, one job at a time: submit a no-op job and
+await it, as a request handler that hands work to a pool does.  The worker
+parks after every job, so this is also what parking and waking a worker
+costs.  Against it:
+
+* ``anyio stream worker``: the hand-written anyio pattern, a long-lived
+  worker task that receives the job on one memory object stream and sends
+  the reply on another (the reference of that table's ratios);
+* asyncio only: ``asyncio.create_task`` and ``await`` the task.
+
+Rounds interleave the cases in a shuffled order; the tables give the median
+CPU µs per await (or round trip) and the median of the per-round ratios to
+the reference of the same backend and round.  Nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -87,7 +99,56 @@ async def _await_done_tasks(n: int) -> float:
     return time.process_time() - start
 
 
+async def _round_trips(n: int) -> float:
+    async with Pool(max_workers=1) as pool:
+        await (await pool.submit(_noop))  # the worker exists, and parks
+        start = time.process_time()
+        for _ in range(n):
+            await (await pool.submit(_noop))
+        return time.process_time() - start
+
+
+async def _stream_round_trips(n: int) -> float:
+    jobs_send, jobs_receive = anyio.create_memory_object_stream[Callable[[], Awaitable[None]]]()
+    replies_send, replies_receive = anyio.create_memory_object_stream[None]()
+
+    async def worker() -> None:
+        async with replies_send, jobs_receive:
+            async for job in jobs_receive:
+                await job()
+                await replies_send.send(None)
+
+    with replies_receive:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker)
+            async with jobs_send:
+                start = time.process_time()
+                for _ in range(n):
+                    await jobs_send.send(_noop)
+                    await replies_receive.receive()
+                return time.process_time() - start
+
+
+async def _task_round_trips(n: int) -> float:
+    start = time.process_time()
+    for _ in range(n):
+        await asyncio.create_task(_noop())
+    return time.process_time() - start
+
+
 Case = Callable[[int], Awaitable[float]]
+TRIP_REFERENCE = "anyio stream worker"
+TRIPS: dict[str, dict[str, Case]] = {
+    "asyncio": {
+        "workpool submit + await": _round_trips,
+        TRIP_REFERENCE: _stream_round_trips,
+        "asyncio.create_task + await": _task_round_trips,
+    },
+    "trio": {
+        "workpool submit + await": _round_trips,
+        TRIP_REFERENCE: _stream_round_trips,
+    },
+}
 CASES: dict[str, dict[str, Case]] = {
     "asyncio": {
         "workpool await job": _await_jobs,
@@ -125,24 +186,39 @@ def main() -> None:
     if args.awaits < 1 or args.rounds < 1:
         parser.error("--awaits and --rounds must be at least 1")
     backends = ("asyncio", "trio") if args.backend == "both" else (args.backend,)
-    runs = [(backend, name) for backend in backends for name in CASES[backend]]
-    us: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
+    trips = max(1, args.awaits // 10)
+    runs = [
+        (table, backend, name)
+        for table in ("awaits", "trips")
+        for backend in backends
+        for name in _cases(table, backend)
+    ]
+    us: dict[tuple[str, str, str], list[float]] = {run: [] for run in runs}
     for _ in range(args.rounds):
         random.shuffle(runs)
-        for backend, name in runs:
-            us[backend, name].append(_time(backend, CASES[backend][name], args.awaits))
+        for table, backend, name in runs:
+            n = args.awaits if table == "awaits" else trips
+            us[table, backend, name].append(_time(backend, _cases(table, backend)[name], n))
     print(
-        f"`python benchmarks/await_job.py --awaits {args.awaits} --rounds {args.rounds}` "
-        "(CPU µs per await, medians)\n"
+        f"`python benchmarks/await_job.py --awaits {args.awaits} --rounds {args.rounds}` (CPU µs, medians)\n"
     )
-    print(f"| backend | await | µs | ratio to {REFERENCE} |")
-    print("|---|---|---:|---:|")
-    for backend in backends:
-        reference = us[backend, REFERENCE]
-        for name in CASES[backend]:
-            times = us[backend, name]
-            ratio = statistics.median(t / r for t, r in zip(times, reference, strict=True))
-            print(f"| {backend} | {name} | {statistics.median(times):.2f} | {ratio:.2f}x |")
+    for table, what, reference in (
+        ("awaits", "await, on a finished job", REFERENCE),
+        ("trips", f"round trip ({trips} in a row)", TRIP_REFERENCE),
+    ):
+        print(f"| backend | {what} | µs | ratio to {reference} |")
+        print("|---|---|---:|---:|")
+        for backend in backends:
+            reference_us = us[table, backend, reference]
+            for name in _cases(table, backend):
+                times = us[table, backend, name]
+                ratio = statistics.median(t / r for t, r in zip(times, reference_us, strict=True))
+                print(f"| {backend} | {name} | {statistics.median(times):.2f} | {ratio:.2f}x |")
+        print()
+
+
+def _cases(table: str, backend: str) -> dict[str, Case]:
+    return (CASES if table == "awaits" else TRIPS)[backend]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import no_leaks, noop
 from virtual_clock import virtual_time
-from workpool import Pool, Retry
+from workpool import Pool, Retry, dump_tasks
 from workpool._idle import IdleWorkers
 from workpool._worker import _YIELD_EVERY
 
@@ -66,6 +66,31 @@ async def test_each_worker_retires_idle_timeout_after_its_own_last_job() -> None
                 await anyio.sleep(t - (anyio.current_time() - start))
                 counts.append(pool.stats.workers)
     assert counts == [3, 2, 1, 0]
+
+
+@virtual_time()
+async def test_a_worker_that_parks_after_every_job_needs_one_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pool whose only worker parks after each job (a service under light
+    # load, a submit-and-await loop) used to give every park a deadline of
+    # its own.  One timer task serves them all, under the pool's name.
+    started: list[str] = []
+    start_timer = Pool._start_idle_timer
+
+    def counting(pool: Pool) -> None:
+        started.append(pool.name)
+        start_timer(pool)
+
+    monkeypatch.setattr(Pool, "_start_idle_timer", counting)
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=10, name="svc") as pool:
+            for _ in range(20):
+                await (await pool.submit(noop))
+                await anyio.wait_all_tasks_blocked()
+                await anyio.sleep(1)  # 20 s in all: the worker never idles 10 s in a row
+            timers = [r.name for r in dump_tasks() if r.name.endswith("idle-timer")]
+            assert pool.stats.workers == 1
+    assert started == ["svc"]
+    assert timers == ["svc-idle-timer"]
 
 
 @virtual_time()

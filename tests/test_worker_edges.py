@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections import deque
 from typing import Any
 
 import anyio
@@ -19,7 +18,7 @@ from anyio.lowlevel import checkpoint
 from helpers import no_leaks, noop
 from virtual_clock import virtual_time
 from workpool import Pool
-from workpool._idle import RECHECK, RETIRE, make_idle_workers
+from workpool._idle import RETIRE, WAKE, make_idle_workers
 from workpool._worker import WorkerInfo
 
 pytestmark = pytest.mark.anyio
@@ -223,69 +222,102 @@ async def test_a_job_that_raises_generator_exit_failed_and_was_not_cancelled(fn:
     assert pool.stats.cancelled == 0
 
 
-# -- the idle deadline is handed on ------------------------------------------
+# -- the idle timer -------------------------------------------------------------
 
 
-async def _park(
-    idle: Any, queue: deque[object], info: WorkerInfo, results: list[tuple[str, int, float]], name: str
-) -> None:
-    reason = await idle.park(info)
-    results.append((name, reason, anyio.current_time()))
-    if queue:
-        queue.popleft()  # what a worker does next: take the job
+class _Idle:
+    """An idle stack whose timer runs in a task group of the test, recording who was woken when."""
 
+    def __init__(self, tg: Any, timeout: float = 10.0) -> None:
+        self.start = anyio.current_time()
+        self.timers_started = 0
+        self.results: list[tuple[str, int, int]] = []
+        self.tg = tg
+        self.idle = make_idle_workers(_backend_name(), timeout, anyio.current_time, self._start_timer)
 
-@virtual_time()
-async def test_a_worker_handed_the_deadline_that_leaves_for_work_hands_it_on() -> None:
-    # A retires at its deadline and hands the deadline to B; a job is queued
-    # before B runs, so B leaves the stack for it: C must get the deadline,
-    # or no worker would ever retire again.
-    queue: deque[object] = deque()
-    idle = make_idle_workers(_backend_name(), queue, 10.0, anyio.current_time)
-    infos = {name: WorkerInfo(None) for name in "ABC"}
-    results: list[tuple[str, int, float]] = []
-    start = anyio.current_time()
+    def _start_timer(self) -> None:
+        self.timers_started += 1
+        self.tg.start_soon(self.idle.run_timer)
 
-    async def park_a_then_queue() -> None:
-        reason = await idle.park(infos["A"])
-        results.append(("A", reason, anyio.current_time()))
-        queue.append("job")  # runs before B, whom A's hand-off only scheduled
+    def park(self, name: str) -> None:
+        """Park a worker called `name` now, in a task of its own."""
 
-    with anyio.fail_after(100):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(park_a_then_queue)
-            await anyio.wait_all_tasks_blocked()
-            await anyio.sleep(1)
-            tg.start_soon(_park, idle, queue, infos["B"], results, "B")
-            await anyio.wait_all_tasks_blocked()
-            await anyio.sleep(1)
-            tg.start_soon(_park, idle, queue, infos["C"], results, "C")
-    names = [(name, reason, round(at - start)) for name, reason, at in results]
-    assert names == [("A", RETIRE, 10), ("B", RECHECK, 10), ("C", RETIRE, 12)]
+        async def park() -> None:
+            reason = await self.idle.park(WorkerInfo(None))
+            self.results.append((name, reason, round(anyio.current_time() - self.start)))
+
+        self.tg.start_soon(park)
+
+    async def at(self, t: float) -> None:
+        """Wait until `t` seconds after the start, and until every task there has run."""
+        await anyio.sleep(self.start + t - anyio.current_time())
+        await anyio.wait_all_tasks_blocked()
 
 
 @virtual_time()
-async def test_a_worker_handed_the_deadline_after_close_does_not_wait_again() -> None:
-    queue: deque[object] = deque()
-    idle = make_idle_workers(_backend_name(), queue, 10.0, anyio.current_time)
-    results: list[tuple[str, int, float]] = []
-    start = anyio.current_time()
-
-    async def park_a_then_close() -> None:
-        reason = await idle.park(WorkerInfo(None))
-        results.append(("A", reason, anyio.current_time()))
-        idle.close()  # the pool closes before B runs
-
+async def test_the_idle_timer_retires_each_worker_at_its_own_deadline() -> None:
     with anyio.fail_after(100):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(park_a_then_close)
-            await anyio.wait_all_tasks_blocked()
-            await anyio.sleep(1)
-            tg.start_soon(_park, idle, queue, WorkerInfo(None), results, "B")
-    assert [(name, reason, round(at - start)) for name, reason, at in results] == [
-        ("A", RETIRE, 10),
-        ("B", RECHECK, 10),
-    ]
+            idle = _Idle(tg)
+            for t, name in enumerate("ABC"):
+                await idle.at(t)
+                idle.park(name)
+            await idle.at(5)
+            assert idle.idle.wake_one()  # C, the top, leaves for a job
+            await idle.at(6)
+            idle.park("C")  # and parks again
+    assert idle.results == [("C", WAKE, 5), ("A", RETIRE, 10), ("B", RETIRE, 11), ("C", RETIRE, 16)]
+    assert idle.timers_started == 1
+
+
+@virtual_time()
+async def test_the_idle_timer_finds_no_worker_parked_and_still_retires_the_next_on_time() -> None:
+    # At its wake-up at t=10 nobody is parked: the one that parks at t=12
+    # is due at t=22, after the timer's next look at t=20.
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            idle = _Idle(tg)
+            idle.park("A")
+            await idle.at(5)
+            assert idle.idle.wake_one()
+            await idle.at(12)
+            idle.park("A")
+    assert idle.results == [("A", WAKE, 5), ("A", RETIRE, 22)]
+    assert idle.timers_started == 1
+
+
+@virtual_time()
+async def test_the_idle_timer_stops_when_the_pool_has_gone_quiet_and_starts_again() -> None:
+    with anyio.fail_after(1000):
+        async with anyio.create_task_group() as tg:
+            idle = _Idle(tg)
+            idle.park("A")
+            await idle.at(11)
+            assert idle.timers_started == 1
+            idle.park("B")  # the timer returned when A retired: this starts it again
+            await idle.at(12)
+            assert idle.timers_started == 2
+            await idle.at(20)
+            assert idle.idle.wake_one()
+            # Nobody parked at t=21 nor at t=31: the timer returns.
+            await idle.at(60)
+            assert idle.timers_started == 2
+            idle.park("C")
+    assert idle.results == [("A", RETIRE, 10), ("B", WAKE, 20), ("C", RETIRE, 70)]
+    assert idle.timers_started == 3
+
+
+@virtual_time()
+async def test_closing_the_idle_stack_stops_its_timer_at_once() -> None:
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            idle = _Idle(tg)
+            idle.park("A")
+            await idle.at(1)
+            idle.idle.close()
+        closed_at = round(anyio.current_time() - idle.start)
+    assert idle.results == [("A", WAKE, 1)]
+    assert closed_at == 1, "the task group waited for the idle timer's deadline"
 
 
 def _backend_name() -> str:

@@ -72,7 +72,8 @@ class Pool:
     Workers start on demand, up to ``max_workers``, and a worker that has
     had nothing to do for ``idle_timeout`` seconds exits: a pool that never
     ran a job holds no worker tasks, and one that has gone quiet gives its
-    workers back.
+    workers back.  While workers are idle, one more task of the pool,
+    ``"<name>-idle-timer"``, retires them; it exits with the last of them.
 
     Args:
         max_workers: the most jobs that run at once (a positive int).
@@ -104,8 +105,9 @@ class Pool:
         idle_timeout: seconds a worker may wait for a job before it exits
             (another starts when work arrives), or ``None`` to keep every
             worker until the pool closes.
-        name: names the worker tasks (``"<name>-worker-<n>"``) and appears
-            in error messages.
+        name: names the worker tasks (``"<name>-worker-<n>"``) and the
+            idle timer (``"<name>-idle-timer"``), and appears in error
+            messages.
 
     Raises:
         TypeError: an argument has the wrong type.
@@ -287,7 +289,9 @@ class Pool:
             raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
         self._backend = backend = current_backend()
         self._clock = backend.clock
-        self._idle_workers = make_idle_workers(backend.name, self._queue, self._idle_timeout, backend.clock)
+        self._idle_workers = make_idle_workers(
+            backend.name, self._idle_timeout, backend.clock, self._start_idle_timer
+        )
         self._parked = self._idle_workers.stack
         self._room_waiters = backend.waiters()
         if self._max_per_second is not None:
@@ -904,6 +908,11 @@ class Pool:
         self._waking += 1
         self._worker_seq += 1
         self._tg.start_soon(run_worker, self, site, name=f"{self._name}-worker-{self._worker_seq}")
+
+    def _start_idle_timer(self) -> None:
+        assert self._tg is not None
+        assert self._idle_workers is not None
+        self._tg.start_soon(self._idle_workers.run_timer, name=f"{self._name}-idle-timer")
 
     def _close_intake(self) -> None:
         if self._state == OPEN:

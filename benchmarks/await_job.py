@@ -55,6 +55,9 @@ async def _noop() -> None:
     pass
 
 
+Case = Callable[[int], Awaitable[float]]
+
+
 async def _await_jobs(n: int) -> float:
     # One worker runs the jobs in order: once the last has finished, all have.
     async with Pool(max_workers=1, max_pending=None) as pool:
@@ -99,34 +102,45 @@ async def _await_done_tasks(n: int) -> float:
     return time.process_time() - start
 
 
-async def _round_trips(n: int) -> float:
-    async with Pool(max_workers=1) as pool:
-        await (await pool.submit(_noop))  # the worker exists, and parks
-        start = time.process_time()
-        for _ in range(n):
-            await (await pool.submit(_noop))
-        return time.process_time() - start
+# anyio.sleep(0), as benchmarks/_workloads.py: what user code writes.
+async def _sleep0() -> None:
+    await anyio.sleep(0)  # noqa: ASYNC115
 
 
-async def _stream_round_trips(n: int) -> float:
-    jobs_send, jobs_receive = anyio.create_memory_object_stream[Callable[[], Awaitable[None]]]()
-    replies_send, replies_receive = anyio.create_memory_object_stream[None]()
+def _round_trips(job: Callable[[], Awaitable[None]]) -> Case:
+    async def round_trips(n: int) -> float:
+        async with Pool(max_workers=1) as pool:
+            await (await pool.submit(job))  # the worker exists, and parks
+            start = time.process_time()
+            for _ in range(n):
+                await (await pool.submit(job))
+            return time.process_time() - start
 
-    async def worker() -> None:
-        async with replies_send, jobs_receive:
-            async for job in jobs_receive:
-                await job()
-                await replies_send.send(None)
+    return round_trips
 
-    with replies_receive:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker)
-            async with jobs_send:
-                start = time.process_time()
-                for _ in range(n):
-                    await jobs_send.send(_noop)
-                    await replies_receive.receive()
-                return time.process_time() - start
+
+def _stream_round_trips(job: Callable[[], Awaitable[None]]) -> Case:
+    async def stream_round_trips(n: int) -> float:
+        jobs_send, jobs_receive = anyio.create_memory_object_stream[Callable[[], Awaitable[None]]]()
+        replies_send, replies_receive = anyio.create_memory_object_stream[None]()
+
+        async def worker() -> None:
+            async with replies_send, jobs_receive:
+                async for job in jobs_receive:
+                    await job()
+                    await replies_send.send(None)
+
+        with replies_receive:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(worker)
+                async with jobs_send:
+                    start = time.process_time()
+                    for _ in range(n):
+                        await jobs_send.send(job)
+                        await replies_receive.receive()
+                    return time.process_time() - start
+
+    return stream_round_trips
 
 
 async def _task_round_trips(n: int) -> float:
@@ -136,19 +150,18 @@ async def _task_round_trips(n: int) -> float:
     return time.process_time() - start
 
 
-Case = Callable[[int], Awaitable[float]]
 TRIP_REFERENCE = "anyio stream worker"
+SLEEP0 = ", job awaits sleep(0)"
 TRIPS: dict[str, dict[str, Case]] = {
-    "asyncio": {
-        "workpool submit + await": _round_trips,
-        TRIP_REFERENCE: _stream_round_trips,
-        "asyncio.create_task + await": _task_round_trips,
-    },
-    "trio": {
-        "workpool submit + await": _round_trips,
-        TRIP_REFERENCE: _stream_round_trips,
-    },
+    backend: {
+        "workpool submit + await": _round_trips(_noop),
+        TRIP_REFERENCE: _stream_round_trips(_noop),
+        "workpool submit + await" + SLEEP0: _round_trips(_sleep0),
+        TRIP_REFERENCE + SLEEP0: _stream_round_trips(_sleep0),
+    }
+    for backend in ("asyncio", "trio")
 }
+TRIPS["asyncio"]["asyncio.create_task + await"] = _task_round_trips
 CASES: dict[str, dict[str, Case]] = {
     "asyncio": {
         "workpool await job": _await_jobs,
@@ -204,17 +217,25 @@ def main() -> None:
     )
     for table, what, reference in (
         ("awaits", "await, on a finished job", REFERENCE),
-        ("trips", f"round trip ({trips} in a row)", TRIP_REFERENCE),
+        ("trips", f"round trip ({trips} in a row)", f"{TRIP_REFERENCE} with the same job"),
     ):
         print(f"| backend | {what} | µs | ratio to {reference} |")
         print("|---|---|---:|---:|")
         for backend in backends:
-            reference_us = us[table, backend, reference]
             for name in _cases(table, backend):
                 times = us[table, backend, name]
+                reference_us = us[table, backend, _reference(table, name)]
                 ratio = statistics.median(t / r for t, r in zip(times, reference_us, strict=True))
                 print(f"| {backend} | {name} | {statistics.median(times):.2f} | {ratio:.2f}x |")
         print()
+
+
+def _reference(table: str, name: str) -> str:
+    if table == "awaits":
+        return REFERENCE
+    if name.endswith(SLEEP0):
+        return TRIP_REFERENCE + SLEEP0
+    return TRIP_REFERENCE
 
 
 def _cases(table: str, backend: str) -> dict[str, Case]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import types
 import weakref
+from collections.abc import Awaitable, Generator
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -14,6 +17,8 @@ from helpers import Boom, Probe, assert_stats_balanced, identity, no_leaks, noop
 from workpool import Job, JobCancelled, Pool, PoolClosed, PoolFull
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 
 # -- backpressure -----------------------------------------------------------
@@ -345,6 +350,46 @@ async def test_several_awaiters_get_the_same_value() -> None:
                 probe.release.set()
             values.append(await job)  # already done: still fine
     assert values == ["shared"] * 4
+
+
+@types.coroutine
+def counting_suspensions(awaitable: Awaitable[T], suspensions: list[object]) -> Generator[Any, Any, T]:
+    """Await `awaitable`, appending to `suspensions` each time it suspends the awaiting task."""
+    steps = awaitable.__await__()
+    sent: Any = None
+    while True:
+        try:
+            yielded = steps.send(sent)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        suspensions.append(yielded)
+        sent = yield yielded
+
+
+@pytest.mark.parametrize("max_pending", [1000, None])
+async def test_a_task_awaiting_a_running_job_is_woken_once(max_pending: int | None) -> None:
+    # The job's waiters used to be woken as it started too (for a rendezvous
+    # submit, which only max_pending=0 has): the awaiting task ran for
+    # nothing and waited again, a task switch per awaited job.
+    gate, probe = Probe(), Probe()
+    suspensions: list[object] = []
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=1, max_pending=max_pending) as pool:
+            await pool.submit(gate.block, "first")  # holds the only worker
+            job = await pool.submit(probe.block, "value")
+
+            async def awaiter() -> None:
+                assert await counting_suspensions(job, suspensions) == "value"
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(awaiter)
+                await anyio.wait_all_tasks_blocked()
+                assert probe.started == []
+                gate.release.set()  # the job starts while the awaiter waits
+                await anyio.wait_all_tasks_blocked()
+                assert probe.started == ["value"]
+                probe.release.set()
+    assert len(suspensions) == 1, f"the awaiting task was woken {len(suspensions)} times"
 
 
 async def fail() -> None:

@@ -101,6 +101,8 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
     task = pool._backend.current_task()
     pool._worker_info[task] = info
     plain = pool._plain
+    # max_pending=0: a submit returns once a worker has taken the job.
+    rendezvous = pool._max_pending == 0
     queue = pool._queue
     idle = pool._idle_workers
     assert idle is not None
@@ -160,8 +162,10 @@ def _work(pool: Pool, site: Site | None) -> Generator[Any, Any, None]:
                     job._state = RUNNING
                     job._worker = info
                     info.job = job
-                    if job._waiters is not None:
-                        job._waiters.wake_all()  # a rendezvous submit waits for this
+                    if rendezvous and job._waiters is not None:
+                        # The submit waits for this.  Only then: the tasks
+                        # that await the job would wake for nothing.
+                        job._waiters.wake_all()
                     if plain:
                         ctx = job._ctx
                         assert ctx is not None

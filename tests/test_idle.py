@@ -9,11 +9,12 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from helpers import no_leaks, noop
+from helpers import no_leaks, noop, wait_for
 from virtual_clock import virtual_time
 from workpool import Pool, Retry, dump_tasks
 from workpool._idle import IdleWorkers
 from workpool._worker import _YIELD_EVERY
+from workpool.testing import no_leaks as public_no_leaks
 
 pytestmark = pytest.mark.anyio
 
@@ -73,24 +74,48 @@ async def test_a_worker_that_parks_after_every_job_needs_one_timer(monkeypatch: 
     # A pool whose only worker parks after each job (a service under light
     # load, a submit-and-await loop) used to give every park a deadline of
     # its own.  One timer task serves them all, under the pool's name.
-    started: list[str] = []
-    start_timer = Pool._start_idle_timer
+    timers: list[object] = []
+    run_timer = IdleWorkers.run_timer
 
-    def counting(pool: Pool) -> None:
-        started.append(pool.name)
-        start_timer(pool)
+    async def counting(idle: IdleWorkers) -> None:
+        timers.append(idle)
+        await run_timer(idle)
 
-    monkeypatch.setattr(Pool, "_start_idle_timer", counting)
+    monkeypatch.setattr(IdleWorkers, "run_timer", counting)
     with anyio.fail_after(1000):
         async with no_leaks(), Pool(max_workers=1, idle_timeout=10, name="svc") as pool:
             for _ in range(20):
                 await (await pool.submit(noop))
                 await anyio.wait_all_tasks_blocked()
                 await anyio.sleep(1)  # 20 s in all: the worker never idles 10 s in a row
-            timers = [r.name for r in dump_tasks() if r.name.endswith("idle-timer")]
+            names = [r.name for r in dump_tasks() if r.name.startswith("svc-")]
             assert pool.stats.workers == 1
-    assert started == ["svc"]
-    assert timers == ["svc-idle-timer"]
+    assert len(timers) == 1
+    assert sorted(names) == ["svc-idle-timer", "svc-worker-1"]
+
+
+@pytest.mark.parametrize("idle_timeout", [0.5, 10.0])
+@virtual_time()
+async def test_a_leak_check_inside_an_open_pool_sees_no_timer_come_or_go(idle_timeout: float) -> None:
+    # A long-lived pool (a test fixture's, a service's) around a no_leaks
+    # region: its worker existed before the region and parks in it, for
+    # longer than twice idle_timeout with 0.5.  An idle timer that started
+    # with the first park, or stopped while nobody was parked, appeared in
+    # the region as a task of its own and was reported as a leak.
+    gate = anyio.Event()
+    with anyio.fail_after(1000):
+        async with no_leaks(), Pool(max_workers=1, idle_timeout=idle_timeout) as pool:
+            job = await pool.submit(wait_for, gate)
+            await anyio.wait_all_tasks_blocked()
+            async with public_no_leaks(timeout=0):
+                gate.set()
+                await job
+                await anyio.wait_all_tasks_blocked()
+                await anyio.sleep(min(idle_timeout, 10) * 0.9)
+                assert pool.stats.workers == 1
+            async with public_no_leaks(timeout=0):
+                await anyio.sleep(idle_timeout * 3)
+                assert pool.stats.workers == 0
 
 
 @virtual_time()

@@ -130,8 +130,8 @@ async def test_workers_start_on_demand_and_never_exceed_max_workers() -> None:
             assert (stats.workers, stats.busy, stats.queued) == (4, 4, 16)
             new_tasks = live_tasks() - tasks_before
             names = sorted(getattr(t, "name", None) or t.get_name() for t in new_tasks)
-            assert len(names) == 4
-            assert all("fetch-worker-" in name for name in names), names
+            # The workers, and the idle timer that starts with the first.
+            assert names == ["fetch-idle-timer", *(f"fetch-worker-{n}" for n in range(1, 5))], names
             probe.release.set()
 
 

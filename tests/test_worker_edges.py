@@ -226,18 +226,14 @@ async def test_a_job_that_raises_generator_exit_failed_and_was_not_cancelled(fn:
 
 
 class _Idle:
-    """An idle stack whose timer runs in a task group of the test, recording who was woken when."""
+    """An idle stack with its timer running in a task group of the test, recording who was woken when."""
 
     def __init__(self, tg: Any, timeout: float = 10.0) -> None:
         self.start = anyio.current_time()
-        self.timers_started = 0
         self.results: list[tuple[str, int, int]] = []
         self.tg = tg
-        self.idle = make_idle_workers(_backend_name(), timeout, anyio.current_time, self._start_timer)
-
-    def _start_timer(self) -> None:
-        self.timers_started += 1
-        self.tg.start_soon(self.idle.run_timer)
+        self.idle = make_idle_workers(_backend_name(), timeout, anyio.current_time)
+        tg.start_soon(self.idle.run_timer)
 
     def park(self, name: str) -> None:
         """Park a worker called `name` now, in a task of its own."""
@@ -266,8 +262,9 @@ async def test_the_idle_timer_retires_each_worker_at_its_own_deadline() -> None:
             assert idle.idle.wake_one()  # C, the top, leaves for a job
             await idle.at(6)
             idle.park("C")  # and parks again
+            await idle.at(20)
+            idle.idle.close()
     assert idle.results == [("C", WAKE, 5), ("A", RETIRE, 10), ("B", RETIRE, 11), ("C", RETIRE, 16)]
-    assert idle.timers_started == 1
 
 
 @virtual_time()
@@ -282,29 +279,22 @@ async def test_the_idle_timer_finds_no_worker_parked_and_still_retires_the_next_
             assert idle.idle.wake_one()
             await idle.at(12)
             idle.park("A")
+            await idle.at(30)
+            idle.idle.close()
     assert idle.results == [("A", WAKE, 5), ("A", RETIRE, 22)]
-    assert idle.timers_started == 1
 
 
 @virtual_time()
-async def test_the_idle_timer_stops_when_the_pool_has_gone_quiet_and_starts_again() -> None:
+async def test_the_idle_timer_runs_on_with_nobody_parked_until_the_stack_closes() -> None:
     with anyio.fail_after(1000):
         async with anyio.create_task_group() as tg:
             idle = _Idle(tg)
             idle.park("A")
-            await idle.at(11)
-            assert idle.timers_started == 1
-            idle.park("B")  # the timer returned when A retired: this starts it again
-            await idle.at(12)
-            assert idle.timers_started == 2
-            await idle.at(20)
-            assert idle.idle.wake_one()
-            # Nobody parked at t=21 nor at t=31: the timer returns.
-            await idle.at(60)
-            assert idle.timers_started == 2
-            idle.park("C")
-    assert idle.results == [("A", RETIRE, 10), ("B", WAKE, 20), ("C", RETIRE, 70)]
-    assert idle.timers_started == 3
+            await idle.at(100)  # A retired at t=10; nobody parked since
+            idle.park("B")
+            await idle.at(200)
+            idle.idle.close()
+    assert idle.results == [("A", RETIRE, 10), ("B", RETIRE, 110)]
 
 
 @virtual_time()
@@ -318,6 +308,17 @@ async def test_closing_the_idle_stack_stops_its_timer_at_once() -> None:
         closed_at = round(anyio.current_time() - idle.start)
     assert idle.results == [("A", WAKE, 1)]
     assert closed_at == 1, "the task group waited for the idle timer's deadline"
+
+
+@virtual_time()
+async def test_an_idle_stack_closed_before_its_timer_ran_stops_the_timer() -> None:
+    # What a pool that closes right after its first job does: the timer
+    # must not go to sleep for a timeout on its first step.
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            idle = _Idle(tg)
+            idle.idle.close()
+        assert anyio.current_time() == idle.start
 
 
 def _backend_name() -> str:

@@ -8,7 +8,13 @@ it to exit, and goes on with the next.  So a pool that has gone quiet gives
 its workers back one by one, and a worker that parks pays for no deadline of
 its own: a deadline per park (a timer handle on asyncio, a cancel scope on
 trio) was a fifth of a submit-and-await round trip on asyncio and two fifths
-on trio.  The timer runs only while workers are parked.
+on trio.
+
+The pool starts the timer with its first worker, and it runs until the pool
+closes.  Started and stopped with the parked workers, it would appear and
+vanish as a task of its own inside a `no_leaks` region around a pool whose
+workers existed before (a long-lived pool in a test fixture), and be
+reported as a leak there.
 
 Each worker waits on its own one-shot primitive (a bare future on asyncio,
 trio's lowest-level park on trio): a shared queue of waiters would cost the
@@ -38,27 +44,14 @@ RETIRE = 2  # idle for idle_timeout: exit
 class IdleWorkers:
     """The parked workers of one pool, most recently parked last, and the timer that retires them."""
 
-    __slots__ = (
-        "_clock",
-        "_start_timer",
-        "_timer_scope",
-        "_timer_started",
-        "closed",
-        "idle_timeout",
-        "stack",
-    )
+    __slots__ = ("_clock", "_timer_scope", "closed", "idle_timeout", "stack")
 
-    def __init__(
-        self, idle_timeout: float | None, clock: Callable[[], float], start_timer: Callable[[], None]
-    ) -> None:
+    def __init__(self, idle_timeout: float | None, clock: Callable[[], float]) -> None:
         # Public to the pool: a submit reads it to skip looking for a parked
         # worker when there is none.
         self.stack: deque[WorkerInfo] = deque()
         self._clock = clock
         self.idle_timeout = idle_timeout
-        # Starts `run_timer` as a task of the pool.
-        self._start_timer = start_timer
-        self._timer_started = False
         self._timer_scope: anyio.CancelScope | None = None
         # Set by `close`: the timer must then stop.
         self.closed = False
@@ -72,9 +65,6 @@ class IdleWorkers:
         """
         info.idle_since = self._clock()
         self.stack.append(info)
-        if not self._timer_started and self.idle_timeout is not None:
-            self._timer_started = True
-            self._start_timer()
         info.wakeup_reason = 0
         try:
             return await self._wait(info)
@@ -91,10 +81,7 @@ class IdleWorkers:
         are woken or retired: the timer never has to be woken early.  When
         no worker is parked, one that parks later is due a whole timeout
         later at the soonest, so the timer sleeps that long before it looks
-        again.  It returns once it has retired the last parked worker, or
-        has found none parked twice in a row; the next park starts it again.
-        (Returning whenever it finds none parked would start a task per job
-        in a pool whose only worker parks after each job.)
+        again.  Returns when the pool closes.
 
         Cancellation: `close` cancels it, as does the pool's cancellation.
         """
@@ -103,15 +90,10 @@ class IdleWorkers:
         stack = self.stack
         try:
             with anyio.CancelScope() as self._timer_scope:
-                found_none = False
                 while not self.closed:
                     if not stack:
-                        if found_none:
-                            return
-                        found_none = True
                         await anyio.sleep(timeout)
                         continue
-                    found_none = False
                     bottom = stack[0]
                     assert bottom.idle_since is not None
                     deadline = bottom.idle_since + timeout
@@ -120,11 +102,8 @@ class IdleWorkers:
                         continue
                     stack.popleft()
                     self._wake(bottom, RETIRE)
-                    if not stack:
-                        return  # the pool has gone quiet
         finally:
             self._timer_scope = None
-            self._timer_started = False
 
     def wake_one(self) -> bool:
         """Wake the most recently parked worker; return whether there was one."""
@@ -166,10 +145,8 @@ class IdleWorkers:
 class _AsyncioIdleWorkers(IdleWorkers):
     __slots__ = ("_loop",)
 
-    def __init__(
-        self, idle_timeout: float | None, clock: Callable[[], float], start_timer: Callable[[], None]
-    ) -> None:
-        super().__init__(idle_timeout, clock, start_timer)
+    def __init__(self, idle_timeout: float | None, clock: Callable[[], float]) -> None:
+        super().__init__(idle_timeout, clock)
         self._loop = asyncio.get_running_loop()
 
     async def _wait(self, info: WorkerInfo) -> int:
@@ -221,12 +198,9 @@ class _TrioIdleWorkers(IdleWorkers):
 
 
 def make_idle_workers(
-    backend_name: str, idle_timeout: float | None, clock: Callable[[], float], start_timer: Callable[[], None]
+    backend_name: str, idle_timeout: float | None, clock: Callable[[], float]
 ) -> IdleWorkers:
-    """The idle stack for the running backend ("asyncio" or "trio").
-
-    `start_timer` starts ``run_timer`` of the stack as a task of the pool.
-    """
+    """The idle stack for the running backend ("asyncio" or "trio")."""
     if backend_name == "asyncio":
-        return _AsyncioIdleWorkers(idle_timeout, clock, start_timer)
-    return _TrioIdleWorkers(idle_timeout, clock, start_timer)
+        return _AsyncioIdleWorkers(idle_timeout, clock)
+    return _TrioIdleWorkers(idle_timeout, clock)

@@ -72,8 +72,9 @@ class Pool:
     Workers start on demand, up to ``max_workers``, and a worker that has
     had nothing to do for ``idle_timeout`` seconds exits: a pool that never
     ran a job holds no worker tasks, and one that has gone quiet gives its
-    workers back.  While workers are idle, one more task of the pool,
-    ``"<name>-idle-timer"``, retires them; it exits with the last of them.
+    workers back.  With its first worker the pool starts one more task,
+    ``"<name>-idle-timer"``, which retires idle workers until the pool
+    closes (none with ``idle_timeout=None``).
 
     Args:
         max_workers: the most jobs that run at once (a positive int).
@@ -289,9 +290,7 @@ class Pool:
             raise RuntimeError("a Pool can be opened only once; create a new Pool for each 'async with'")
         self._backend = backend = current_backend()
         self._clock = backend.clock
-        self._idle_workers = make_idle_workers(
-            backend.name, self._idle_timeout, backend.clock, self._start_idle_timer
-        )
+        self._idle_workers = make_idle_workers(backend.name, self._idle_timeout, backend.clock)
         self._parked = self._idle_workers.stack
         self._room_waiters = backend.waiters()
         if self._max_per_second is not None:
@@ -904,15 +903,15 @@ class Pool:
 
     def _spawn_worker(self, site: Site | None) -> None:
         assert self._tg is not None
+        if self._worker_seq == 0 and self._idle_timeout is not None:
+            # The first worker: the idle timer runs from now until the pool
+            # closes (see _idle.py).
+            assert self._idle_workers is not None
+            self._tg.start_soon(self._idle_workers.run_timer, name=f"{self._name}-idle-timer")
         self._workers += 1
         self._waking += 1
         self._worker_seq += 1
         self._tg.start_soon(run_worker, self, site, name=f"{self._name}-worker-{self._worker_seq}")
-
-    def _start_idle_timer(self) -> None:
-        assert self._tg is not None
-        assert self._idle_workers is not None
-        self._tg.start_soon(self._idle_workers.run_timer, name=f"{self._name}-idle-timer")
 
     def _close_intake(self) -> None:
         if self._state == OPEN:

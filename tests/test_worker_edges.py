@@ -226,14 +226,15 @@ async def test_a_job_that_raises_generator_exit_failed_and_was_not_cancelled(fn:
 
 
 class _Idle:
-    """An idle stack with its timer running in a task group of the test, recording who was woken when."""
+    """An idle stack, its timer (a task on trio) in a task group of the test; records who was woken when."""
 
     def __init__(self, tg: Any, timeout: float = 10.0) -> None:
         self.start = anyio.current_time()
         self.results: list[tuple[str, int, int]] = []
         self.tg = tg
         self.idle = make_idle_workers(_backend_name(), timeout, anyio.current_time)
-        tg.start_soon(self.idle.run_timer)
+        if self.idle.timer_task:  # trio's; asyncio's is a loop callback
+            tg.start_soon(self.idle.run_timer)
 
     def park(self, name: str) -> None:
         """Park a worker called `name` now, in a task of its own."""

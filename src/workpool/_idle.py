@@ -2,19 +2,26 @@
 
 Idle workers wait on a stack, most recently idle on top, and a new job wakes
 the top one: the workers that keep busy stay warm, and the ones at the bottom
-have been idle longest.  One timer task per pool retires them: it sleeps
-until the bottom worker has been idle for the pool's ``idle_timeout``, wakes
-it to exit, and goes on with the next.  So a pool that has gone quiet gives
-its workers back one by one, and a worker that parks pays for no deadline of
-its own: a deadline per park (a timer handle on asyncio, a cancel scope on
-trio) was a fifth of a submit-and-await round trip on asyncio and two fifths
-on trio.
+have been idle longest.  One timer per pool retires them: it fires when the
+bottom worker has been idle for the pool's ``idle_timeout``, wakes it to exit,
+and goes on with the next.  So a pool that has gone quiet gives its workers
+back one by one, and a worker that parks pays for no deadline of its own: a
+deadline per park (a timer handle on asyncio, a cancel scope on trio) was a
+fifth of a submit-and-await round trip on asyncio and two fifths on trio.
 
-The pool starts the timer with its first worker, and it runs until the pool
-closes.  Started and stopped with the parked workers, it would appear and
-vanish as a task of its own inside a `no_leaks` region around a pool whose
-workers existed before (a long-lived pool in a test fixture), and be
-reported as a leak there.
+The bottom worker has been parked longest, so its deadline comes first, and
+the deadline of the bottom only moves later as workers are woken or retired:
+the timer never has to fire early.  With nobody parked, a worker that parks
+later is due a whole timeout later at the soonest.
+
+On asyncio the timer is a callback of the event loop, armed by a park when
+none is armed.  trio has no such callbacks: there it is a task of the pool,
+``"<name>-idle-timer"``, which the pool starts with its first worker and which
+runs until the pool closes.  Started and stopped with the parked workers, it
+would come and go inside a `no_leaks` region around a pool whose workers
+existed before (a long-lived pool in a test fixture), and be reported there
+as a leak.  Closing the pool wakes it rather than cancelling it: a
+cancellation cost a short-lived pool a third more.
 
 Each worker waits on its own one-shot primitive (a bare future on asyncio,
 trio's lowest-level park on trio): a shared queue of waiters would cost the
@@ -26,8 +33,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +49,10 @@ RETIRE = 2  # idle for idle_timeout: exit
 class IdleWorkers:
     """The parked workers of one pool, most recently parked last, and the timer that retires them."""
 
-    __slots__ = ("_clock", "_timer_scope", "closed", "idle_timeout", "stack")
+    __slots__ = ("_clock", "closed", "idle_timeout", "stack")
+
+    #: Whether the pool must run `run_timer` as a task (from its first worker on).
+    timer_task = False
 
     def __init__(self, idle_timeout: float | None, clock: Callable[[], float]) -> None:
         # Public to the pool: a submit reads it to skip looking for a parked
@@ -52,7 +60,6 @@ class IdleWorkers:
         self.stack: deque[WorkerInfo] = deque()
         self._clock = clock
         self.idle_timeout = idle_timeout
-        self._timer_scope: anyio.CancelScope | None = None
         # Set by `close`: the timer must then stop.
         self.closed = False
 
@@ -74,36 +81,8 @@ class IdleWorkers:
             raise
 
     async def run_timer(self) -> None:
-        """Retire each parked worker once it has been idle for ``idle_timeout``; the pool's timer task.
-
-        The bottom worker has been parked longest, so its deadline comes
-        first, and the deadline of the bottom only moves later as workers
-        are woken or retired: the timer never has to be woken early.  When
-        no worker is parked, one that parks later is due a whole timeout
-        later at the soonest, so the timer sleeps that long before it looks
-        again.  Returns when the pool closes.
-
-        Cancellation: `close` cancels it, as does the pool's cancellation.
-        """
-        timeout = self.idle_timeout
-        assert timeout is not None
-        stack = self.stack
-        try:
-            with anyio.CancelScope() as self._timer_scope:
-                while not self.closed:
-                    if not stack:
-                        await anyio.sleep(timeout)
-                        continue
-                    bottom = stack[0]
-                    assert bottom.idle_since is not None
-                    deadline = bottom.idle_since + timeout
-                    if self._clock() < deadline:
-                        await anyio.sleep_until(deadline)
-                        continue
-                    stack.popleft()
-                    self._wake(bottom, RETIRE)
-        finally:
-            self._timer_scope = None
+        """The pool's timer task, where the backend needs one (`timer_task`); returns when the pool closes."""
+        raise NotImplementedError
 
     def wake_one(self) -> bool:
         """Wake the most recently parked worker; return whether there was one."""
@@ -119,13 +98,28 @@ class IdleWorkers:
         Returns how many were woken.  The timer stops.
         """
         self.closed = True
-        if self._timer_scope is not None:
-            self._timer_scope.cancel()
+        self._stop_timer()
         stack = self.stack
         count = 0
         while stack:
             count += self._wake(stack.pop(), WAKE)
         return count
+
+    def _retire_due(self) -> float | None:
+        """Retire the workers idle for ``idle_timeout``; return when the next is due (None: nobody parked)."""
+        timeout = self.idle_timeout
+        assert timeout is not None
+        stack = self.stack
+        now = self._clock()
+        while stack:
+            bottom = stack[0]
+            assert bottom.idle_since is not None
+            deadline = bottom.idle_since + timeout
+            if now < deadline:
+                return deadline
+            stack.popleft()
+            self._wake(bottom, RETIRE)
+        return None
 
     def _remove(self, info: WorkerInfo) -> None:
         try:
@@ -141,19 +135,44 @@ class IdleWorkers:
         """Wake a worker taken off the stack; False if it was no longer waiting."""
         raise NotImplementedError
 
+    def _stop_timer(self) -> None:
+        raise NotImplementedError
+
 
 class _AsyncioIdleWorkers(IdleWorkers):
-    __slots__ = ("_loop",)
+    __slots__ = ("_loop", "_timer")
 
     def __init__(self, idle_timeout: float | None, clock: Callable[[], float]) -> None:
         super().__init__(idle_timeout, clock)
         self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def _wait(self, info: WorkerInfo) -> int:
+        if self._timer is None and self.idle_timeout is not None:
+            self._arm(self.stack[0].idle_since)
         future = self._loop.create_future()
         info.wakeup = future
         await future
         return info.wakeup_reason
+
+    def _arm(self, idle_since: float | None) -> None:
+        assert idle_since is not None
+        assert self.idle_timeout is not None
+        delay = idle_since + self.idle_timeout - self._clock()
+        self._timer = self._loop.call_at(self._loop.time() + delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self.closed:
+            return  # pragma: no cover - close() cancels the handle
+        if self._retire_due() is not None:
+            self._arm(self.stack[0].idle_since)
+        # Nobody parked: the next park arms the timer again.
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _wake(self, info: WorkerInfo, reason: int) -> bool:
         future: asyncio.Future[None] | None = info.wakeup
@@ -168,7 +187,47 @@ class _AsyncioIdleWorkers(IdleWorkers):
 
 
 class _TrioIdleWorkers(IdleWorkers):
-    __slots__ = ()
+    __slots__ = ("_timer",)
+
+    timer_task = True
+
+    def __init__(self, idle_timeout: float | None, clock: Callable[[], float]) -> None:
+        super().__init__(idle_timeout, clock)
+        # The timer task while it sleeps, for `close` to wake.
+        self._timer: Any = None
+
+    async def run_timer(self) -> None:
+        """Retire idle workers until the pool closes (see the module docstring).
+
+        Cancellation: the pool's cancellation ends it; `close` wakes it to
+        return.
+        """
+        import trio
+
+        timeout = self.idle_timeout
+        assert timeout is not None
+
+        def abort(raise_cancel: object) -> Any:
+            self._timer = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while not self.closed:
+            deadline = self._retire_due()
+            if deadline is None:
+                deadline = self._clock() + timeout
+            # Woken by close(), or cancelled at the deadline by this scope.
+            with trio.CancelScope(deadline=deadline):
+                self._timer = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(abort)
+            self._timer = None
+
+    def _stop_timer(self) -> None:
+        import trio
+
+        task = self._timer
+        self._timer = None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     async def _wait(self, info: WorkerInfo) -> int:
         import trio

@@ -72,9 +72,10 @@ class Pool:
     Workers start on demand, up to ``max_workers``, and a worker that has
     had nothing to do for ``idle_timeout`` seconds exits: a pool that never
     ran a job holds no worker tasks, and one that has gone quiet gives its
-    workers back.  With its first worker the pool starts one more task,
-    ``"<name>-idle-timer"``, which retires idle workers until the pool
-    closes (none with ``idle_timeout=None``).
+    workers back.  On trio, one more task of the pool retires them,
+    ``"<name>-idle-timer"``: it starts with the first worker and runs until
+    the pool closes (on asyncio a callback of the event loop does it; with
+    ``idle_timeout=None`` nothing does).
 
     Args:
         max_workers: the most jobs that run at once (a positive int).
@@ -106,9 +107,9 @@ class Pool:
         idle_timeout: seconds a worker may wait for a job before it exits
             (another starts when work arrives), or ``None`` to keep every
             worker until the pool closes.
-        name: names the worker tasks (``"<name>-worker-<n>"``) and the
-            idle timer (``"<name>-idle-timer"``), and appears in error
-            messages.
+        name: names the worker tasks (``"<name>-worker-<n>"``) and, on
+            trio, the idle timer (``"<name>-idle-timer"``), and appears in
+            error messages.
 
     Raises:
         TypeError: an argument has the wrong type.
@@ -903,11 +904,12 @@ class Pool:
 
     def _spawn_worker(self, site: Site | None) -> None:
         assert self._tg is not None
-        if self._worker_seq == 0 and self._idle_timeout is not None:
-            # The first worker: the idle timer runs from now until the pool
-            # closes (see _idle.py).
-            assert self._idle_workers is not None
-            self._tg.start_soon(self._idle_workers.run_timer, name=f"{self._name}-idle-timer")
+        idle = self._idle_workers
+        assert idle is not None
+        if self._worker_seq == 0 and idle.timer_task and self._idle_timeout is not None:
+            # The first worker: on trio the idle timer is a task, which runs
+            # from now until the pool closes (see _idle.py).
+            self._tg.start_soon(idle.run_timer, name=f"{self._name}-idle-timer")
         self._workers += 1
         self._waking += 1
         self._worker_seq += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 
 import anyio
@@ -13,6 +14,7 @@ import pytest
 from helpers import no_leaks, noop, wait_for
 from virtual_clock import virtual_time
 from workpool import Pool, Retry, dump_tasks
+from workpool._backend import _asyncio_clock
 from workpool._idle import IdleWorkers, _AsyncioIdleWorkers, _TrioIdleWorkers
 from workpool._worker import _YIELD_EVERY
 from workpool.testing import no_leaks as public_no_leaks
@@ -412,3 +414,39 @@ async def _round_with_a_paused_worker(job_timeout: float | None) -> None:
             waiting = pool.submit_nowait(wait_for_second)
             pool.submit_nowait(second)
             await waiting
+
+
+@virtual_time()
+async def test_a_quiet_pool_sets_no_deadline_for_a_virtual_clock_to_jump_to() -> None:
+    # Once nobody is parked, the idle timer has no deadline.  trio's timer
+    # task used to sleep a timeout at a time all the same: under a clock that
+    # jumps to the next deadline whenever every task waits (MockClock with
+    # autojump), time ran ahead by idle_timeout after idle_timeout while the
+    # program waited for a thread, and every timeout of the program fired.
+    # The public check: it lets anyio's thread cache keep its idle thread.
+    async with public_no_leaks(), Pool(max_workers=1, idle_timeout=10) as pool:
+        with anyio.fail_after(1000):
+            await (await pool.submit(noop))
+            await anyio.sleep(100)
+        assert pool.stats.workers == 0
+        before = anyio.current_time()
+        # No deadline of the test's own here (it would be jumped to): the
+        # suite's per-test timeout bounds the wait.
+        await anyio.to_thread.run_sync(time.sleep, 0.05)
+        elapsed = anyio.current_time() - before
+    assert elapsed < 1, f"virtual time ran {elapsed:g} s ahead during a 0.05 s wait"
+
+
+def test_a_loop_clock_patched_on_the_instance_is_the_idle_timers_clock() -> None:
+    # Test tools with a virtual clock for asyncio (aiotools' VirtualClock)
+    # patch loop.time on the loop object, not on its class.  The pool read
+    # time.monotonic() then, while the idle timer's handle ran on the loop's
+    # virtual time: it fired again and again until real time caught up.
+    patched, plain = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        patched.time = lambda: 1234.5  # type: ignore[method-assign]
+        assert _asyncio_clock(patched)() == 1234.5
+        assert _asyncio_clock(plain) is time.monotonic
+    finally:
+        patched.close()
+        plain.close()

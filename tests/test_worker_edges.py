@@ -230,7 +230,9 @@ class _Idle:
 
     def __init__(self, tg: Any, timeout: float = 10.0) -> None:
         self.start = anyio.current_time()
-        self.results: list[tuple[str, int, int]] = []
+        # (worker, reason, seconds after the start): exact virtual times, so
+        # that a worker retired a millisecond early shows.
+        self.results: list[tuple[str, int, float]] = []
         self.tg = tg
         self.idle = make_idle_workers(_backend_name(), timeout, anyio.current_time)
         if self.idle.timer_task:  # trio's; asyncio's is a loop callback
@@ -241,7 +243,7 @@ class _Idle:
 
         async def park() -> None:
             reason = await self.idle.park(WorkerInfo(None))
-            self.results.append((name, reason, round(anyio.current_time() - self.start)))
+            self.results.append((name, reason, anyio.current_time() - self.start))
 
         self.tg.start_soon(park)
 
@@ -265,7 +267,27 @@ async def test_the_idle_timer_retires_each_worker_at_its_own_deadline() -> None:
             idle.park("C")  # and parks again
             await idle.at(20)
             idle.idle.close()
-    assert idle.results == [("C", WAKE, 5), ("A", RETIRE, 10), ("B", RETIRE, 11), ("C", RETIRE, 16)]
+    assert idle.results == [
+        _woken("C", WAKE, 5),
+        _woken("A", RETIRE, 10),
+        _woken("B", RETIRE, 11),
+        _woken("C", RETIRE, 16),
+    ]
+
+
+@virtual_time()
+async def test_workers_parked_a_moment_apart_retire_that_moment_apart() -> None:
+    # The timer wakes for the bottom worker; the next is due half a
+    # millisecond later and must not go with it.
+    with anyio.fail_after(100):
+        async with anyio.create_task_group() as tg:
+            idle = _Idle(tg)
+            idle.park("A")
+            await idle.at(0.0005)
+            idle.park("B")
+            await idle.at(20)
+            idle.idle.close()
+    assert idle.results == [_woken("A", RETIRE, 10), _woken("B", RETIRE, 10.0005)]
 
 
 @virtual_time()
@@ -282,7 +304,7 @@ async def test_the_idle_timer_finds_no_worker_parked_and_still_retires_the_next_
             idle.park("A")
             await idle.at(30)
             idle.idle.close()
-    assert idle.results == [("A", WAKE, 5), ("A", RETIRE, 22)]
+    assert idle.results == [_woken("A", WAKE, 5), _woken("A", RETIRE, 22)]
 
 
 @virtual_time()
@@ -295,7 +317,7 @@ async def test_the_idle_timer_runs_on_with_nobody_parked_until_the_stack_closes(
             idle.park("B")
             await idle.at(200)
             idle.idle.close()
-    assert idle.results == [("A", RETIRE, 10), ("B", RETIRE, 110)]
+    assert idle.results == [_woken("A", RETIRE, 10), _woken("B", RETIRE, 110)]
 
 
 @virtual_time()
@@ -305,9 +327,12 @@ async def test_closing_the_idle_stack_stops_its_timer_at_once() -> None:
             idle = _Idle(tg)
             idle.park("A")
             await idle.at(1)
+            handle = getattr(idle.idle, "_timer", None)  # asyncio: the armed call_at handle
             idle.idle.close()
+            if isinstance(handle, asyncio.TimerHandle):
+                assert handle.cancelled(), "close() left the idle timer's handle armed"
         closed_at = round(anyio.current_time() - idle.start)
-    assert idle.results == [("A", WAKE, 1)]
+    assert idle.results == [_woken("A", WAKE, 1)]
     assert closed_at == 1, "the task group waited for the idle timer's deadline"
 
 
@@ -320,6 +345,10 @@ async def test_an_idle_stack_closed_before_its_timer_ran_stops_the_timer() -> No
             idle = _Idle(tg)
             idle.idle.close()
         assert anyio.current_time() == idle.start
+
+
+def _woken(name: str, reason: int, at: float) -> tuple[str, int, object]:
+    return (name, reason, pytest.approx(at, abs=1e-6))
 
 
 def _backend_name() -> str:

@@ -128,8 +128,11 @@ def _fast_current_task(loop: asyncio.AbstractEventLoop) -> Callable[[], object]:
 
 def _asyncio_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     # BaseEventLoop.time() is a Python method around time.monotonic(); a loop
-    # that keeps its own time (uvloop, a test loop) is asked.
-    if type(loop).time is asyncio.BaseEventLoop.time:
+    # that keeps its own time (uvloop, a test loop, a virtual clock patched
+    # onto the instance as aiotools does) is asked.  The idle timer's handle
+    # runs on loop.time(): a different clock here made it fire again and
+    # again until real time caught up with the loop's.
+    if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time:
         return time.monotonic
     return loop.time
 

@@ -85,9 +85,9 @@ async def test_a_worker_that_parks_after_every_job_sets_no_deadline_per_park(
     if on_asyncio:
         arm = _AsyncioIdleWorkers._arm
 
-        def counting_arm(idle: _AsyncioIdleWorkers, idle_since: float | None) -> None:
-            timers.append(idle_since)
-            arm(idle, idle_since)
+        def counting_arm(idle: _AsyncioIdleWorkers, deadline: float) -> None:
+            timers.append(deadline)
+            arm(idle, deadline)
 
         monkeypatch.setattr(_AsyncioIdleWorkers, "_arm", counting_arm)
     else:

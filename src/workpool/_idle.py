@@ -149,25 +149,26 @@ class _AsyncioIdleWorkers(IdleWorkers):
         self._timer: asyncio.TimerHandle | None = None
 
     async def _wait(self, info: WorkerInfo) -> int:
-        if self._timer is None and self.idle_timeout is not None:
-            self._arm(self.stack[0].idle_since)
+        timeout = self.idle_timeout
+        if self._timer is None and timeout is not None:
+            bottom_since = self.stack[0].idle_since
+            assert bottom_since is not None
+            self._arm(bottom_since + timeout)
         future = self._loop.create_future()
         info.wakeup = future
         await future
         return info.wakeup_reason
 
-    def _arm(self, idle_since: float | None) -> None:
-        assert idle_since is not None
-        assert self.idle_timeout is not None
-        delay = idle_since + self.idle_timeout - self._clock()
-        self._timer = self._loop.call_at(self._loop.time() + delay, self._fire)
+    def _arm(self, deadline: float) -> None:
+        # `deadline` is on the pool's clock, the handle on the loop's.
+        self._timer = self._loop.call_at(self._loop.time() + (deadline - self._clock()), self._fire)
 
     def _fire(self) -> None:
+        # Never after close(), which cancels the handle.
         self._timer = None
-        if self.closed:
-            return  # pragma: no cover - close() cancels the handle
-        if self._retire_due() is not None:
-            self._arm(self.stack[0].idle_since)
+        deadline = self._retire_due()
+        if deadline is not None:
+            self._arm(deadline)
         # Nobody parked: the next park arms the timer again.
 
     def _stop_timer(self) -> None:

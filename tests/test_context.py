@@ -144,16 +144,19 @@ async def read_request_id_of(_: object) -> str:
     return request_id.get()
 
 
-async def test_map_jobs_run_in_the_context_map_was_called_in() -> None:
-    # The map's feeder task starts with the first __anext__; its jobs must
-    # still see the context of the map() call, not that of the iteration.
+@pytest.mark.parametrize("n", [3, 200])
+async def test_map_jobs_run_in_the_context_map_was_called_in(n: int) -> None:
+    # The map reads its items from the first __anext__ on: the first few in
+    # the caller's task, the rest (beyond 64 here) in a feeder task.  Its
+    # jobs must still see the context of the map() call, not that of the
+    # iteration.
     with anyio.fail_after(5):
         async with no_leaks(), Pool(max_workers=2) as pool:
             token = request_id.set("req-1")
             try:
-                results = pool.map(read_request_id_of, range(3))
+                results = pool.map(read_request_id_of, range(n))
             finally:
                 request_id.reset(token)
             request_id.set("req-2")
             seen = [value async for value in results]
-    assert seen == ["req-1"] * 3
+    assert seen == ["req-1"] * n

@@ -301,9 +301,16 @@ async def test_a_failing_map_job_also_reaches_the_pool_policy() -> None:
                     pass
 
 
-async def test_an_exception_from_the_items_ends_the_map_after_earlier_values() -> None:
-    def items():
-        yield from range(3)
+# A plain iterable's first items are read by the first __anext__ itself, as
+# many as fit at once (fewer than _YIELD_EVERY); a feeder task reads the rest.
+# Sizes that test both.
+SMALL, LARGE = 3, 3 * _YIELD_EVERY
+
+
+@pytest.mark.parametrize("n", [SMALL, LARGE])
+async def test_an_exception_from_the_items_ends_the_map_after_earlier_values(n: int) -> None:
+    def items() -> Iterator[int]:
+        yield from range(n)
         raise KeyError("bad source")
 
     with anyio.fail_after(5):
@@ -313,7 +320,75 @@ async def test_an_exception_from_the_items_ends_the_map_after_earlier_values() -
             with pytest.raises(KeyError, match="bad source"):  # noqa: PT012
                 async for value in pool.map(identity, items()):
                     values.append(value)
-    assert values == [0, 1, 2]
+    assert values == list(range(n))
+
+
+def _reader_names(n: int, readers: list[str]) -> Iterator[int]:
+    """``range(n)``, noting the name of the task that reads each item."""
+    for i in range(n):
+        readers.append(anyio.get_current_task().name)
+        yield i
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_a_small_map_of_a_plain_iterable_needs_no_feeder_task(ordered: bool) -> None:
+    # A request handler's fan-out: every item fits at once, so the first
+    # __anext__ reads them all, in the caller's task, and no task is
+    # started to read the items.
+    readers: list[str] = []
+
+    async def read(pool: Pool, out: list[int]) -> None:
+        out.extend([v async for v in pool.map(identity, _reader_names(SMALL, readers), ordered=ordered)])
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=8) as pool, anyio.create_task_group() as tg:
+            out: list[int] = []
+            tg.start_soon(read, pool, out, name="consumer")
+    assert readers == ["consumer"] * SMALL
+    assert sorted(out) == list(range(SMALL))
+
+
+async def test_a_map_that_does_not_fit_at_once_hands_the_rest_to_a_feeder() -> None:
+    # Room for 4 jobs: the first __anext__ reads 4 items, a feeder task the
+    # rest as room frees up, none twice and none lost.
+    gate = anyio.Event()
+    readers: list[str] = []
+
+    async def held(x: int) -> int:
+        await gate.wait()
+        return x
+
+    async def read(pool: Pool, out: list[int]) -> None:
+        out.extend([v async for v in pool.map(held, _reader_names(10, readers))])
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2, max_pending=2) as pool, anyio.create_task_group() as tg:
+            out: list[int] = []
+            tg.start_soon(read, pool, out, name="consumer")
+            await anyio.wait_all_tasks_blocked()
+            assert readers == ["consumer"] * 4
+            gate.set()
+    assert out == list(range(10))
+    assert readers == ["consumer"] * 4 + [f"{pool.name}-map-feeder"] * 6
+
+
+class _Interrupt(BaseException):
+    pass
+
+
+async def test_a_base_exception_from_the_first_items_reaches_the_caller_and_ends_the_map() -> None:
+    # Read in the caller's task, it is raised there; with no feeder left to
+    # end the map, the next __anext__ must not wait for one.
+    def items() -> Iterator[int]:
+        yield 1
+        raise _Interrupt
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool:
+            results = pool.map(identity, items())
+            with pytest.raises(_Interrupt):
+                await results.__anext__()
+            assert [value async for value in results] == [1]
 
 
 async def test_map_on_a_closed_pool_raises_pool_closed() -> None:

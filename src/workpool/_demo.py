@@ -374,8 +374,9 @@ def _print_table(ad_hoc: _Outcome, pooled: _Outcome, backend: DemoBackend, out: 
         print(f"  {label:<27}{left:>20}{right:>20}", file=out)
     if pooled.peak_tasks > ad_hoc.peak_tasks:
         print(
-            "  (workpool's peak is higher: each Pool.map() call runs a feeder task, and idle request\n"
-            "  workers wait for the next request; every one of them ends when its pool closes.)",
+            "  (workpool's peak is higher: a Pool.map() call that waits for room in a busy pool reads\n"
+            "  its items in a feeder task, and idle request workers wait for the next request; every\n"
+            "  one of them ends when its pool closes.)",
             file=out,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from contextvars import copy_context
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
@@ -64,6 +64,7 @@ class _MapState:
         "source_exc",
         "started",
         "stopped_by_close",
+        "sync_iterator",
         "window",
         "yields",
     )
@@ -99,12 +100,13 @@ class _MapState:
         self.cancel_pending = pool._backend.cancel_pending
         self.consumer = pool._backend.waiters()
         self.feeder_room = pool._backend.waiters()
-        self.scope = anyio.CancelScope()
+        self.scope: anyio.CancelScope | None = None  # the feeder's, if it has one
         self.started = False
         self.closed = False
         self.source_done = False
         self.source_exc: BaseException | None = None
         self.stopped_by_close = False
+        self.sync_iterator: Iterator[Any] | None = None  # a plain iterable's, once started
         self.yields = 0  # values the consumer took without suspending
         self.feeds = 0  # items the feeder took without suspending
 
@@ -118,7 +120,7 @@ class _MapState:
             if self.consumer.parked:
                 self.consumer.wake_one()
 
-    async def feed(self) -> None:
+    async def feed(self, scope: anyio.CancelScope) -> None:
         pool = self.pool
         items = self.items
         fn, site, job_done = self.fn, self.site, self.job_done
@@ -126,7 +128,7 @@ class _MapState:
         exhausted = False
         iterator: object = None
         try:
-            with self.scope:
+            with scope:
                 # Room first, then the item: an item is taken from the source
                 # only when it can be accepted at once, so stopping the map
                 # (or closing the pool) never drops one it already took.
@@ -157,7 +159,9 @@ class _MapState:
                         track(pool._enqueue(fn, (item,), job_done, site))
                         self.in_flight += 1
                 else:
-                    sync_iterator = iter(items)
+                    # feed_inline() started it and took what fitted at once.
+                    sync_iterator = self.sync_iterator
+                    assert sync_iterator is not None
                     window, internal = self.window, self.internal
                     while True:
                         # must_wait(), written out for the common source, a
@@ -186,10 +190,10 @@ class _MapState:
         except Exception as exc:
             self.source_exc = exc
         finally:
-            if self.scope.cancelled_caught and not self.closed:
+            if scope.cancelled_caught and not self.closed:
                 self.stopped_by_close = True
-            pool._intake_scopes.discard(self.scope)
-            pool._job_map_scopes.discard(self.scope)
+            pool._intake_scopes.discard(scope)
+            pool._job_map_scopes.discard(scope)
             pool._pass_room_on()  # a wake-up for room that it will not use
             pool._maybe_drained()  # it may have been the last thing close() waited for
             self.source_done = True
@@ -198,6 +202,43 @@ class _MapState:
                 # Nobody else will finish a generator that the map stopped
                 # reading; closed here, its cleanup runs inside the pool.
                 await close_generator(iterator)
+
+    def feed_inline(self) -> bool:
+        """Take the items of a plain iterable that fit at once, in the consumer's task.
+
+        Run by the first `next`, in the context of the map() call.  True if
+        that read them all (or the iterable raised): the map then needs no
+        feeder task, which costs more than a few no-op jobs, as in a
+        request handler's small fan-out.  It stops, leaving the rest to the
+        feeder, as soon as the feeder's loop would have to wait or pause:
+        every other case (a full pool or window, a closing pool, a closed
+        map) is the feeder's, as before.
+        """
+        if isinstance(self.items, AsyncIterable):
+            return False
+        pool, fn, site, job_done = self.pool, self.fn, self.site, self.job_done
+        track = self.pending.append if self.ordered else self.running.add
+        try:
+            iterator = self.sync_iterator = iter(self.items)
+            while pool._state == OPEN and not self.must_wait():
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                track(pool._enqueue(fn, (item,), job_done, site))
+                self.in_flight += 1
+            else:
+                return False
+        except Exception as exc:
+            # As in feed(): the iterable's error ends the map once the
+            # values read before it have been yielded.
+            self.source_exc = exc
+        except BaseException:
+            # Not the map's to hold back; but no feeder will come to end it.
+            self.source_done = True
+            raise
+        self.source_done = True
+        return True
 
     def admit(self, item: Any) -> None:
         """Accept an item that came late (see `admit_when_room`)."""
@@ -246,13 +287,15 @@ class _MapState:
             raise StopAsyncIteration
         if not self.started:
             self.started = True
-            assert pool._tg is not None
-            # close() stops the maps of the pool's callers; a job's own map
-            # reads on, like its submits, so the job can finish fanning out
-            # (until no job is left to read it: Pool._maybe_drained).
-            (pool._job_map_scopes if self.internal else pool._intake_scopes).add(self.scope)
-            tg, name = pool._tg, f"{pool.name}-map-feeder"
-            self.ctx.run(lambda: tg.start_soon(self.feed, name=name))
+            if not self.ctx.run(self.feed_inline):
+                assert pool._tg is not None
+                # close() stops the maps of the pool's callers; a job's own map
+                # reads on, like its submits, so the job can finish fanning out
+                # (until no job is left to read it: Pool._maybe_drained).
+                scope = self.scope = anyio.CancelScope()
+                (pool._job_map_scopes if self.internal else pool._intake_scopes).add(scope)
+                tg, name = pool._tg, f"{pool.name}-map-feeder"
+                self.ctx.run(lambda: tg.start_soon(self.feed, scope, name=name))
         if self.yields >= _YIELD_EVERY:
             # Results that are always ready would let a consumer loop forever
             # without giving the event loop a turn.  Taken before a value is:
@@ -302,9 +345,15 @@ class _MapState:
         if self.closed:
             return
         self.closed = True
-        self.scope.cancel()
-        self.pool._intake_scopes.discard(self.scope)
-        self.pool._job_map_scopes.discard(self.scope)
+        scope = self.scope
+        if scope is not None:
+            if not self.source_done:
+                # Only a feeder that may still run needs stopping: on
+                # asyncio, cancelling a scope formats the current task's
+                # repr (anyio 4.16), which costs more than a small map's jobs.
+                scope.cancel()
+            self.pool._intake_scopes.discard(scope)
+            self.pool._job_map_scopes.discard(scope)
         for job in list(self.pending) + list(self.running):
             job.cancel()
         self.feeder_room.wake_all()

@@ -718,7 +718,10 @@ class Pool:
         ``max_pending`` is ``None``) accepted but not yet yielded.  Once
         that window is full, it reads on when half of it has been yielded,
         so jobs of one map must not wait for each other: one that waits for
-        a later item's job may wait forever.
+        a later item's job may wait forever.  Items are read in the context
+        map() was called in: a plain iterable's first ones, as many as the
+        pool takes at once, by the first ``__anext__`` itself; the rest, and
+        an async iterable's, by a task of the pool's.
 
         The first job that raises ends the iteration with its exception (it
         also goes to the pool's ``on_error``); an exception from `items` ends

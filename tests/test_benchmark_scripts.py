@@ -68,12 +68,13 @@ def test_bytecodes_py_counts_per_function_and_line() -> None:
         (("floor.py", "--jobs=2000", "--rounds=1"), "| on |"),
         (("memory.py", "--workers=100", "--jobs=2000"), "| asyncio |"),
         (("await_job.py", "--awaits=2000", "--rounds=1"), "| trio | workpool await job |"),
+        (("fanout.py", "--fanouts=20", "--rounds=1", "--sizes=3"), "| trio | 3 | workpool map |"),
         (
             ("history.py", "HEAD", "--reps=1", "--jobs=2000", "--only=workpool-submit", "--backend=asyncio"),
             "| HEAD | noop | asyncio | workpool-submit |",
         ),
     ],
-    ids=["gc_share", "floor", "memory", "await_job", "history"],
+    ids=["gc_share", "floor", "memory", "await_job", "fanout", "history"],
 )
 def test_a_benchmark_script_prints_its_table(args: tuple[str, ...], expected: str) -> None:
     assert expected in _run(*args)

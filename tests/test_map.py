@@ -377,8 +377,9 @@ class _Interrupt(BaseException):
 
 
 async def test_a_base_exception_from_the_first_items_reaches_the_caller_and_ends_the_map() -> None:
-    # Read in the caller's task, it is raised there; with no feeder left to
-    # end the map, the next __anext__ must not wait for one.
+    # Read in the caller's task, it is raised there, and like any exception
+    # that leaves the loop it stops the map (the job of item 1 is cancelled);
+    # with no feeder left to end the map, the next __anext__ must not wait.
     def items() -> Iterator[int]:
         yield 1
         raise _Interrupt
@@ -388,7 +389,93 @@ async def test_a_base_exception_from_the_first_items_reaches_the_caller_and_ends
             results = pool.map(identity, items())
             with pytest.raises(_Interrupt):
                 await results.__anext__()
-            assert [value async for value in results] == [1]
+            assert [value async for value in results] == []
+    assert pool.stats.cancelled == 1
+
+
+def _broken() -> Iterator[int]:
+    raise KeyError("broken source")
+    yield  # pragma: no cover
+
+
+@pytest.mark.parametrize("source", [[], _broken], ids=["empty", "raises at once"])
+async def test_a_loop_over_maps_that_end_at_once_gives_other_tasks_a_turn(
+    source: list[int] | Callable[[], Iterator[int]],
+) -> None:
+    # Such a map has no job to wait for and no feeder: its first __anext__
+    # must still be a schedule point, or a loop polling empty batches would
+    # hold the event loop forever (fail_after included).
+    other_ran = anyio.Event()
+    rounds = 0
+
+    async def other() -> None:
+        other_ran.set()
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool, anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            while not other_ran.is_set() and rounds < 1000:  # bounded: fail_after could not fire
+                rounds += 1
+                items = source() if callable(source) else source
+                with contextlib.suppress(KeyError):
+                    async for _ in pool.map(identity, items):
+                        pass  # pragma: no cover
+    # One round on asyncio; on trio the two tasks share the next batch of
+    # the run loop in a random order, so a second round may come first.
+    assert rounds <= 2, rounds
+
+
+class _Rows:
+    """A source whose every ``__iter__`` opens a cursor, closed when its iterator is let go of."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def __iter__(self) -> Iterator[int]:
+        try:
+            yield from range(10_000)
+        finally:
+            self.log.append("cursor closed")
+
+
+async def test_a_stopped_map_lets_go_of_its_sources_iterator_while_the_map_is_kept() -> None:
+    # A caller may keep the map object (`results` here) long after the map
+    # stopped; the iterator it read must not live as long.
+    rows = _Rows()
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=2) as pool, pool.map(identity, rows) as results:
+            async for _ in results:
+                break
+        # The pool has exited, and so has the map's feeder.
+        assert rows.log == ["cursor closed"]
+        del results
+
+
+async def test_a_pool_cancelled_by_the_source_while_the_first_items_are_read_says_so() -> None:
+    # The pool's PoolClosed, raised as the item is accepted, is the pool
+    # stopping the map, not an error of the source.  The consumer runs
+    # outside the pool's scope, which the cancel does not reach.
+    box: list[Pool] = []
+    outcome: list[str] = []
+
+    def items() -> Iterator[int]:
+        box[0].cancel()
+        yield 0
+
+    async def consume(results: MapIterator[int]) -> None:
+        try:
+            async for _ in results:
+                pass  # pragma: no cover
+        except PoolClosed as exc:
+            outcome.append(str(exc))
+
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as outer, Pool(max_workers=2) as pool:
+            box.append(pool)
+            outer.start_soon(consume, pool.map(identity, items()))
+            await anyio.sleep_forever()  # until the source cancels the pool
+    assert len(outcome) == 1
+    assert "before map() had read all its items" in outcome[0], outcome
 
 
 async def test_map_on_a_closed_pool_raises_pool_closed() -> None:
@@ -597,7 +684,11 @@ async def test_a_jobs_map_of_a_quiet_source_that_outlives_its_job_does_not_hold_
 
 
 class _SourceThatActsFirst:
-    """A plain iterable whose ``__iter__`` runs `act` in the feeder, just before its first room test."""
+    """A plain iterable whose ``__iter__`` runs `act` just before the first room test.
+
+    That runs in the first ``__anext__`` (``_MapState.feed_inline``, which
+    calls `must_wait`); `_SourceThatActsInTheFeeder` tests the feeder's copy.
+    """
 
     def __init__(self, act: Callable[[], object]) -> None:
         self.act = act
@@ -631,6 +722,36 @@ async def test_a_map_whose_pool_closes_before_its_feeder_runs_reads_no_item() ->
                 async for _ in pool.map(identity, source):
                     pass  # pragma: no cover
     assert source.read == []
+
+
+class _SourceThatActsInTheFeeder:
+    """A plain iterable that runs `act` as the map's feeder takes its first item."""
+
+    def __init__(self, act: Callable[[], object]) -> None:
+        self.act = act
+        self.acted = False
+        self.read: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        for i in range(1000):
+            if not self.acted and anyio.get_current_task().name.endswith("-map-feeder"):
+                self.acted = True
+                self.act()
+            self.read.append(i)
+            yield i
+
+
+async def test_a_map_closed_as_its_feeder_takes_an_item_reads_no_further_item() -> None:
+    # The first __anext__ reads _YIELD_EVERY - 1 items, the feeder one more
+    # (during which the map is closed): its room test must see the map closed.
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool(max_workers=200, max_pending=200) as pool:
+            source = _SourceThatActsInTheFeeder(lambda: results._state.close())
+            results = pool.map(identity, source)
+            async for _ in results:
+                pass
+    assert source.acted
+    assert source.read == list(range(_YIELD_EVERY))
 
 
 async def test_the_feeder_of_a_plain_iterable_gives_other_tasks_a_turn() -> None:

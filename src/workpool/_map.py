@@ -106,7 +106,7 @@ class _MapState:
         self.source_done = False
         self.source_exc: BaseException | None = None
         self.stopped_by_close = False
-        self.sync_iterator: Iterator[Any] | None = None  # a plain iterable's, once started
+        self.sync_iterator: Iterator[Any] | None = None  # feed_inline() hands it to feed()
         self.yields = 0  # values the consumer took without suspending
         self.feeds = 0  # items the feeder took without suspending
 
@@ -159,8 +159,10 @@ class _MapState:
                         track(pool._enqueue(fn, (item,), job_done, site))
                         self.in_flight += 1
                 else:
-                    # feed_inline() started it and took what fitted at once.
-                    sync_iterator = self.sync_iterator
+                    # feed_inline() started it and took what fitted at once;
+                    # from here on only this task holds it, so that it is
+                    # let go of (a cursor closed) once the feeder ends.
+                    sync_iterator, self.sync_iterator = self.sync_iterator, None
                     assert sync_iterator is not None
                     window, internal = self.window, self.internal
                     while True:
@@ -207,35 +209,44 @@ class _MapState:
         """Take the items of a plain iterable that fit at once, in the consumer's task.
 
         Run by the first `next`, in the context of the map() call.  True if
-        that read them all (or the iterable raised): the map then needs no
-        feeder task, which costs more than a few no-op jobs, as in a
-        request handler's small fan-out.  It stops, leaving the rest to the
-        feeder, as soon as the feeder's loop would have to wait or pause:
-        every other case (a full pool or window, a closing pool, a closed
-        map) is the feeder's, as before.
+        that ended the reading (the iterable was exhausted or raised, or the
+        pool was cancelled): the map then needs no feeder task, which costs
+        more than a few no-op jobs, as in a request handler's small fan-out.
+        It stops, leaving the rest to the feeder, as soon as the feeder's
+        loop would have to wait or pause: every other case (a full pool or
+        window, a closing pool, a closed map) is the feeder's, as before.
+        The errors are sorted as `feed` sorts them.
         """
         if isinstance(self.items, AsyncIterable):
             return False
         pool, fn, site, job_done = self.pool, self.fn, self.site, self.job_done
         track = self.pending.append if self.ordered else self.running.add
         try:
-            iterator = self.sync_iterator = iter(self.items)
+            iterator = iter(self.items)
             while pool._state == OPEN and not self.must_wait():
                 try:
                     item = next(iterator)
                 except StopIteration:
                     break
+                except PoolClosed as exc:  # the source's own (see feed)
+                    self.source_exc = exc
+                    break
+                # Raises PoolClosed if the iterable's own code cancelled the pool.
                 track(pool._enqueue(fn, (item,), job_done, site))
                 self.in_flight += 1
             else:
+                self.sync_iterator = iterator  # the feeder's from here
                 return False
+        except PoolClosed:
+            self.stopped_by_close = True
         except Exception as exc:
-            # As in feed(): the iterable's error ends the map once the
-            # values read before it have been yielded.
             self.source_exc = exc
         except BaseException:
-            # Not the map's to hold back; but no feeder will come to end it.
+            # Not the map's to hold back.  It leaves the caller's loop, as
+            # leaving it early does, and as then the map's jobs are cancelled
+            # (from the feeder, it would have cancelled the whole pool).
             self.source_done = True
+            self.close()
             raise
         self.source_done = True
         return True
@@ -287,7 +298,13 @@ class _MapState:
             raise StopAsyncIteration
         if not self.started:
             self.started = True
-            if not self.ctx.run(self.feed_inline):
+            if self.ctx.run(self.feed_inline):
+                if not self.in_flight:
+                    # Nothing to wait for (no item, or the iterable raised at
+                    # once): still a schedule point, or a loop of such maps
+                    # would never let another task run.
+                    await self.backend.checkpoint()
+            else:
                 assert pool._tg is not None
                 # close() stops the maps of the pool's callers; a job's own map
                 # reads on, like its submits, so the job can finish fanning out

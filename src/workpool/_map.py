@@ -251,6 +251,19 @@ class _MapState:
         self.source_done = True
         return True
 
+    def start_feeder(self) -> None:
+        # Not written out in next(): a closure there would make its captured
+        # locals cells, created on every call, that is for every value.
+        pool = self.pool
+        assert pool._tg is not None
+        # close() stops the maps of the pool's callers; a job's own map
+        # reads on, like its submits, so the job can finish fanning out
+        # (until no job is left to read it: Pool._maybe_drained).
+        scope = self.scope = anyio.CancelScope()
+        (pool._job_map_scopes if self.internal else pool._intake_scopes).add(scope)
+        tg, name = pool._tg, f"{pool.name}-map-feeder"
+        self.ctx.run(lambda: tg.start_soon(self.feed, scope, name=name))
+
     def admit(self, item: Any) -> None:
         """Accept an item that came late (see `admit_when_room`)."""
         track = self.pending.append if self.ordered else self.running.add
@@ -305,14 +318,7 @@ class _MapState:
                     # would never let another task run.
                     await self.backend.checkpoint()
             else:
-                assert pool._tg is not None
-                # close() stops the maps of the pool's callers; a job's own map
-                # reads on, like its submits, so the job can finish fanning out
-                # (until no job is left to read it: Pool._maybe_drained).
-                scope = self.scope = anyio.CancelScope()
-                (pool._job_map_scopes if self.internal else pool._intake_scopes).add(scope)
-                tg, name = pool._tg, f"{pool.name}-map-feeder"
-                self.ctx.run(lambda: tg.start_soon(self.feed, scope, name=name))
+                self.start_feeder()
         if self.yields >= _YIELD_EVERY:
             # Results that are always ready would let a consumer loop forever
             # without giving the event loop a turn.  Taken before a value is:

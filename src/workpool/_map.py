@@ -127,6 +127,7 @@ class _MapState:
         track = self.pending.append if self.ordered else self.running.add
         exhausted = False
         iterator: object = None
+        sync_iterator: Iterator[Any] | None = None
         try:
             with scope:
                 # Room first, then the item: an item is taken from the source
@@ -192,6 +193,11 @@ class _MapState:
         except Exception as exc:
             self.source_exc = exc
         finally:
+            # The frame can outlive this call: the traceback of a
+            # cancellation that stopped it refers to it, and asyncio or anyio
+            # may keep that exception (seen on Python 3.13).  Its iterator
+            # must not live as long (a cursor left open).
+            sync_iterator = None
             if scope.cancelled_caught and not self.closed:
                 self.stopped_by_close = True
             pool._intake_scopes.discard(scope)

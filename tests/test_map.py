@@ -438,17 +438,70 @@ class _Rows:
             self.log.append("cursor closed")
 
 
-async def test_a_stopped_map_lets_go_of_its_sources_iterator_while_the_map_is_kept() -> None:
+def _rows_generator(log: list[str]) -> Iterator[int]:
+    try:
+        yield from range(10_000)
+    finally:
+        log.append("cursor closed")
+
+
+@pytest.mark.parametrize("kind", ["iterable", "generator"])
+async def test_a_stopped_map_lets_go_of_its_sources_iterator_while_the_map_is_kept(kind: str) -> None:
     # A caller may keep the map object (`results` here) long after the map
-    # stopped; the iterator it read must not live as long.
+    # stopped; the iterator it read must not live as long.  A generator is
+    # its own iterator: the map must let go of the source too.
     rows = _Rows()
+    source = rows if kind == "iterable" else _rows_generator(rows.log)
     with anyio.fail_after(5):
-        async with no_leaks(), Pool(max_workers=2) as pool, pool.map(identity, rows) as results:
+        async with no_leaks(), Pool(max_workers=2) as pool, pool.map(identity, source) as results:
+            del source
             async for _ in results:
                 break
         # The pool has exited, and so has the map's feeder.
         assert rows.log == ["cursor closed"]
         del results
+
+
+async def test_a_map_stopped_by_a_cancel_in_its_first_items_lets_go_of_the_iterator() -> None:
+    # The same when no feeder ever ran: the source's own code cancels the pool.
+    log: list[str] = []
+    kept: list[MapIterator[int]] = []
+    box: list[Pool] = []
+
+    def rows() -> Iterator[int]:
+        try:
+            box[0].cancel()
+            yield from range(10)
+        finally:
+            log.append("cursor closed")
+
+    async def consume(results: MapIterator[int]) -> None:
+        with contextlib.suppress(PoolClosed):
+            async for _ in results:
+                pass  # pragma: no cover
+
+    with anyio.fail_after(5):
+        async with no_leaks(), anyio.create_task_group() as outer, Pool(max_workers=2) as pool:
+            box.append(pool)
+            kept.append(pool.map(identity, rows()))
+            outer.start_soon(consume, kept[0])
+            await anyio.sleep_forever()  # until the source cancels the pool
+    assert log == ["cursor closed"]
+
+
+async def test_a_pool_closed_error_of_a_plain_source_is_the_sources() -> None:
+    # As for an async source (test_a_pool_closed_error_of_the_source_ends_the_map_with_it),
+    # also when it comes during the first __anext__.
+    def source() -> Iterator[int]:
+        yield 1
+        raise PoolClosed("stage 1 pool was closed")
+
+    with anyio.fail_after(5):
+        async with no_leaks(), Pool() as pool:
+            results = pool.map(identity, source())
+            assert await results.__anext__() == 1
+            with pytest.raises(PoolClosed, match="stage 1"):
+                await results.__anext__()
 
 
 async def test_a_pool_cancelled_by_the_source_while_the_first_items_are_read_says_so() -> None:

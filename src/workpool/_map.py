@@ -81,7 +81,9 @@ class _MapState:
         self.pool = pool
         self.site = site
         self.fn = fn
-        self.items = items
+        # Until the reading starts; a plain iterable's is then let go of,
+        # for a generator is its own iterator (see feed_inline).
+        self.items: Iterable[Any] | AsyncIterable[Any] | None = items
         self.ordered = ordered
         self.window = window
         # The feeder sleeps until the window is half empty, then refills it
@@ -223,12 +225,17 @@ class _MapState:
         window, a closing pool, a closed map) is the feeder's, as before.
         The errors are sorted as `feed` sorts them.
         """
-        if isinstance(self.items, AsyncIterable):
+        items = self.items
+        if isinstance(items, AsyncIterable):
             return False
+        assert items is not None  # read once
+        # A generator is its own iterator: let go of it with the iterator.
+        self.items = None
         pool, fn, site, job_done = self.pool, self.fn, self.site, self.job_done
         track = self.pending.append if self.ordered else self.running.add
         try:
-            iterator = iter(self.items)
+            iterator: Iterator[Any] = iter(items)
+            del items
             while pool._state == OPEN and not self.must_wait():
                 try:
                     item = next(iterator)

@@ -450,3 +450,27 @@ def test_a_loop_clock_patched_on_the_instance_is_the_idle_timers_clock() -> None
     finally:
         patched.close()
         plain.close()
+
+
+def test_a_clock_patched_on_the_loop_after_a_first_pool_is_the_next_pools_clock() -> None:
+    # asyncio only (a loop's own clock is an asyncio matter).  What a pool
+    # learns of its event loop is built once per loop and reused, and a
+    # virtual clock may be patched onto the loop between two pools.
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        clocks: list[float] = []
+        async with Pool():
+            pass
+        loop.time = lambda: 1234.5  # type: ignore[method-assign]
+        try:
+            async with Pool() as patched:
+                clocks.append(patched._clock())
+        finally:
+            del loop.time
+        async with Pool() as after:
+            clocks.append(after._clock())
+        return clocks
+
+    patched, after = asyncio.run(main())
+    assert patched == 1234.5
+    assert after != 1234.5

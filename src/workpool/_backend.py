@@ -53,18 +53,9 @@ def _asyncio_cancel_pending() -> Callable[[], bool] | None:
     None if anyio's internals are not what this expects, and the pool then
     calls the public (slower) helper on every submit.
     """
-    try:
-        import anyio._backends._asyncio as asyncio_backend
-        from anyio._backends._asyncio import CancelScope, TaskState
-
-        states: Any = getattr(asyncio_backend, "_task_states")  # noqa: B009 - private to anyio
-
-        if not {"_cancel_called", "_shield", "_parent_scope"} <= set(CancelScope.__slots__) or (
-            "cancel_scope" not in TaskState.__slots__
-        ):
-            return None  # pragma: no cover - depends on anyio internals
-    except (ImportError, AttributeError):  # pragma: no cover - depends on anyio internals
-        return None
+    states = _anyio_task_states()
+    if states is None:
+        return None  # pragma: no cover - depends on anyio internals
 
     current_task = _fast_current_task(asyncio.get_running_loop())
     # A weak reference to the last task seen, and its anyio state: a producer
@@ -95,6 +86,28 @@ def _asyncio_cancel_pending() -> Callable[[], bool] | None:
         return False
 
     return cancel_pending
+
+
+@functools.cache
+def _anyio_task_states() -> Any:
+    """anyio's private map of asyncio tasks to their cancel scopes, or None if it is not as expected.
+
+    Looked up once per process: the imports and the checks cost 4 µs, a
+    fifth of opening and closing an empty pool, and anyio's internals do not
+    change while it runs.
+    """
+    try:
+        import anyio._backends._asyncio as asyncio_backend
+        from anyio._backends._asyncio import CancelScope, TaskState
+
+        states: Any = getattr(asyncio_backend, "_task_states")  # noqa: B009 - private to anyio
+    except (ImportError, AttributeError):  # pragma: no cover - depends on anyio internals
+        return None
+    if not {"_cancel_called", "_shield", "_parent_scope"} <= set(CancelScope.__slots__) or (
+        "cancel_scope" not in TaskState.__slots__
+    ):
+        return None  # pragma: no cover - depends on anyio internals
+    return states
 
 
 def _no_task() -> None:

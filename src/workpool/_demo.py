@@ -19,8 +19,8 @@ import math
 import signal
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TextIO
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal, TextIO, TypeVar
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # a dependency of anyio there
@@ -36,6 +36,7 @@ from ._stats import PoolStats
 __all__ = ["run_demo"]
 
 DemoBackend = Literal["asyncio", "trio"]
+T = TypeVar("T")
 
 _IMAGES_PER_REQUEST = 20
 #: Requests arrive evenly over this many seconds, whatever their number.
@@ -138,9 +139,13 @@ class _AdHocService:
             # asyncio.Queue cannot be closed, so there is no way out.
             image, reply = await self._queue.get()
             try:
-                reply.set_result(await self._workload.make_thumbnail(image))
+                thumbnail = await self._workload.make_thumbnail(image)
             except Exception as exc:
-                reply.set_exception(exc)
+                if not reply.done():  # a handler that was cancelled gave up its replies
+                    reply.set_exception(exc)
+            else:
+                if not reply.done():
+                    reply.set_result(thumbnail)
             finally:
                 self._queue.task_done()
 
@@ -439,7 +444,7 @@ def run_demo(
             file=stream,
             flush=True,
         )
-        ad_hoc = loop.run_until_complete(_run_ad_hoc(service, workload, scale, stream))
+        ad_hoc = _run_until_complete(loop, _run_ad_hoc(service, workload, scale, stream))
 
         print(
             f"\n[2/2] workpool: Pool.consume() takes requests from a channel, "
@@ -478,6 +483,36 @@ def run_demo(
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     return 128 + signal.SIGINT if interrupted else 0
+
+
+def _run_until_complete(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, T]) -> T:
+    """``loop.run_until_complete(main)``, where Ctrl-C cancels `main` and then raises KeyboardInterrupt.
+
+    That is what ``asyncio.run`` does.  With Python's own SIGINT handler the
+    KeyboardInterrupt is raised in whatever task step runs at that moment:
+    that task ends with it, and its unretrieved exception and the coroutine
+    it left unawaited are then reported on stderr with tracebacks.
+    """
+    task = loop.create_task(main)
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        interrupted = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread; no signals (Windows)
+        return loop.run_until_complete(task)
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _is_ctrl_c(exc: BaseException) -> bool:

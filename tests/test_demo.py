@@ -9,7 +9,12 @@ import sys
 
 import pytest
 
+from workpool import JobCancelled
 from workpool.__main__ import main
+from workpool._demo import _is_ctrl_c
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 def _run_demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -103,3 +108,32 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
         main(argv)
     assert exit_info.value.code == 2
     assert "usage: workpool" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("exc", "is_ctrl_c"),
+    [
+        (KeyboardInterrupt(), True),
+        (BaseExceptionGroup("trio nursery", [KeyboardInterrupt()]), True),
+        # The interrupt crashed the thumbnails pool; a request handler that
+        # iterated a map of its jobs failed with JobCancelled first.
+        (
+            BaseExceptionGroup(
+                "requests pool",
+                [
+                    ExceptionGroup("handler", [JobCancelled("map job")]),
+                    BaseExceptionGroup("nursery", [KeyboardInterrupt()]),
+                ],
+            ),
+            True,
+        ),
+        (ExceptionGroup("no interrupt", [JobCancelled("map job")]), False),
+        (BaseExceptionGroup("a real error too", [KeyboardInterrupt(), ValueError("bug")]), False),
+        (ValueError("bug"), False),
+    ],
+    ids=["interrupt", "group", "group-with-job-cancelled", "job-cancelled-alone", "with-an-error", "error"],
+)
+def test_what_the_demo_counts_as_ctrl_c(exc: BaseException, is_ctrl_c: bool) -> None:
+    # Not async: the classification only.  Seen once on Python 3.10 with trio:
+    # Ctrl-C in the workpool half printed the group of the third case.
+    assert _is_ctrl_c(exc) is is_ctrl_c

@@ -29,6 +29,7 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._errors import JobCancelled
 from ._groups import without
 from ._pool import Pool
 from ._stats import PoolStats
@@ -525,8 +526,19 @@ def _is_ctrl_c(exc: BaseException) -> bool:
         # Nothing else cancels the demo's runs from outside.
         return True
     whole: BaseException = exc  # before isinstance() narrows it, for pyright strict
-    return isinstance(exc, BaseExceptionGroup) and without(whole, _is_keyboard_interrupt) is None
+    # A pool that the interrupt crashed cancels its jobs, and a request
+    # handler iterating a map of them may fail with JobCancelled before it
+    # is cancelled itself: part of the Ctrl-C, not an error of the demo.
+    return (
+        isinstance(exc, BaseExceptionGroup)
+        and without(whole, _is_a_leaf_but_keyboard_interrupt) is not None
+        and without(whole, _is_keyboard_interrupt_or_job_cancelled) is None
+    )
 
 
-def _is_keyboard_interrupt(exc: BaseException) -> bool:
-    return isinstance(exc, KeyboardInterrupt)
+def _is_a_leaf_but_keyboard_interrupt(exc: BaseException) -> bool:
+    return not isinstance(exc, (KeyboardInterrupt, BaseExceptionGroup))
+
+
+def _is_keyboard_interrupt_or_job_cancelled(exc: BaseException) -> bool:
+    return isinstance(exc, (KeyboardInterrupt, JobCancelled))

@@ -489,21 +489,6 @@ async def test_a_map_stopped_by_a_cancel_in_its_first_items_lets_go_of_the_itera
     assert log == ["cursor closed"]
 
 
-async def test_a_pool_closed_error_of_a_plain_source_is_the_sources() -> None:
-    # As for an async source (test_a_pool_closed_error_of_the_source_ends_the_map_with_it),
-    # also when it comes during the first __anext__.
-    def source() -> Iterator[int]:
-        yield 1
-        raise PoolClosed("stage 1 pool was closed")
-
-    with anyio.fail_after(5):
-        async with no_leaks(), Pool() as pool:
-            results = pool.map(identity, source())
-            assert await results.__anext__() == 1
-            with pytest.raises(PoolClosed, match="stage 1"):
-                await results.__anext__()
-
-
 async def test_a_pool_cancelled_by_the_source_while_the_first_items_are_read_says_so() -> None:
     # The pool's PoolClosed, raised as the item is accepted, is the pool
     # stopping the map, not an error of the source.  The consumer runs
@@ -670,13 +655,23 @@ async def test_no_value_is_lost_when_the_caller_is_cancelled_inside_anext(ordere
     assert sorted(got) == list(range(200))
 
 
-async def test_a_pool_closed_error_of_the_source_ends_the_map_with_it() -> None:
+async def _async_stage_1() -> AsyncIterator[int]:
+    yield 1
+    raise PoolClosed("stage 1 pool was closed")
+
+
+def _plain_stage_1() -> Iterator[int]:
+    yield 1
+    raise PoolClosed("stage 1 pool was closed")
+
+
+@pytest.mark.parametrize("source", [_async_stage_1, _plain_stage_1], ids=["async", "plain"])
+async def test_a_pool_closed_error_of_the_source_ends_the_map_with_it(
+    source: Callable[[], AsyncIterator[int] | Iterator[int]],
+) -> None:
     # A source that is another pool's map raises that pool's PoolClosed: an
     # error of the source, passed on as it is, not this pool being closed.
-    async def source() -> AsyncIterator[int]:
-        yield 1
-        raise PoolClosed("stage 1 pool was closed")
-
+    # A plain source raises it during the first __anext__, which reads it.
     with anyio.fail_after(5):
         async with no_leaks(), Pool() as pool:
             results = pool.map(identity, source())

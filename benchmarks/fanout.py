@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from _workloads import _missing
 from workpool import Pool
 
 WORKERS = 100
@@ -127,14 +128,6 @@ async def _aiometer(job: Job, k: int, n: int) -> float:
     return time.process_time() - start
 
 
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
 def _cases(backend: str) -> dict[str, Case]:
     cases: dict[str, Case] = {
         "workpool map": _map,
@@ -145,7 +138,7 @@ def _cases(backend: str) -> dict[str, Case]:
         cases["asyncio.gather"] = _gather
         if sys.version_info >= (3, 11):
             cases["asyncio.TaskGroup + Semaphore"] = _asyncio_task_group
-    if _has("aiometer"):
+    if _missing("aiometer") is None:
         cases["aiometer amap"] = _aiometer
     return cases
 
@@ -184,12 +177,13 @@ def main() -> None:
         parser.error("--fanouts and --rounds must be at least 1")
     backends = ("asyncio", "trio") if args.backend == "both" else (args.backend,)
     job = JOBS[args.job]
-    runs = [(backend, k, name) for backend in backends for k in args.sizes for name in _cases(backend)]
+    cases = {backend: _cases(backend) for backend in backends}
+    runs = [(backend, k, name) for backend in backends for k in args.sizes for name in cases[backend]]
     us: dict[tuple[str, int, str], list[float]] = {run: [] for run in runs}
     for _ in range(args.rounds):
         random.shuffle(runs)
         for backend, k, name in runs:
-            us[backend, k, name].append(_time(backend, _cases(backend)[name], job, k, args.fanouts))
+            us[backend, k, name].append(_time(backend, cases[backend][name], job, k, args.fanouts))
     sizes = ",".join(map(str, args.sizes))
     print(
         f"`python benchmarks/fanout.py --sizes {sizes} --fanouts {args.fanouts} --rounds {args.rounds}"
@@ -200,7 +194,7 @@ def main() -> None:
     for backend in backends:
         for k in args.sizes:
             reference = us[backend, k, REFERENCE]
-            for name in _cases(backend):
+            for name in cases[backend]:
                 times = us[backend, k, name]
                 ratio = statistics.median(t / r for t, r in zip(times, reference, strict=True))
                 print(f"| {backend} | {k} | {name} | {statistics.median(times):.1f} | {ratio:.2f}x |")
